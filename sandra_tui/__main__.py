@@ -1,0 +1,3 @@
+from sandra_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Command line: `sandra-tui` and its sub-commands.
+
+Each sub-command imports its implementation lazily so `--help` and `config` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+
+from sandra_tui import __version__
+
+NOT_IMPLEMENTED = 2
+
+
+def _lazy(target: str) -> Callable[[argparse.Namespace], int]:
+    """Handler that imports `module:function` only when the sub-command runs."""
+
+    def handler(args: argparse.Namespace) -> int:
+        module_name, func_name = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+            func = getattr(module, func_name)
+        except (ImportError, AttributeError):
+            print(f"sandra-tui {args.command}: not implemented yet", file=sys.stderr)
+            return NOT_IMPLEMENTED
+        return int(func(args) or 0)
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sandra-tui",
+        description="Terminal softphone for Sandra, a voice assistant on the OpenAI Realtime API (WebRTC).",
+    )
+    parser.add_argument("--version", action="version", version=f"sandra-tui {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $SANDRA_CONFIG or the user config dir)")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
+    parser.add_argument("--backend", metavar="URL", help="backend URL, or 'embedded' for the local agent (overrides config)")
+    parser.set_defaults(handler=_lazy("sandra_tui.ui.run:run_tui"), command="tui")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the backend: token endpoint, local realtime agent, metrics API")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything else is explicit)")
+    p.add_argument("--port", type=int, default=8750, help="port (default 8750; 0 picks a free one)")
+    p.add_argument("--upstream", choices=["local", "openai"], default="local",
+                   help="who answers calls: the local Sandra stand-in or OpenAI (needs OPENAI_API_KEY)")
+    p.add_argument("--faults", action="store_true", help="enable the fault-injection admin endpoint (loopback only)")
+    p.add_argument("--ready-file", metavar="PATH", help="write the listening URL to PATH once serving")
+    p.set_defaults(handler=_lazy("sandra_tui.server.main:run"))
+
+    p = sub.add_parser("call", help="place a call without the TUI")
+    p.add_argument("--headless", action="store_true", help="no UI: print one JSON event per line")
+    p.add_argument("--duration", type=float, metavar="S", help="hang up after S seconds")
+    p.add_argument("--say", metavar="TEXT", action="append", help="type TEXT to Sandra once connected (repeatable)")
+    p.add_argument("--json", action="store_true", help="JSON lines output (default with --headless)")
+    p.add_argument("--mic-file", metavar="WAV", help="use a WAV file as the microphone, paced in real time")
+    p.add_argument("--speaker-file", metavar="WAV", help="write what Sandra says to a WAV file")
+    p.add_argument("--no-audio", action="store_true", help="text only: no audio devices")
+    p.set_defaults(handler=_lazy("sandra_tui.call.headless:run"))
+
+    p = sub.add_parser("devices", help="list audio input and output devices")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_lazy("sandra_tui.audio.devices:run_cli"))
+
+    p = sub.add_parser("config", help="show or check the configuration")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = csub.add_parser("path", help="print the config file path")
+    c.set_defaults(handler=_lazy("sandra_tui.config.cli:cmd_path"))
+    c = csub.add_parser("show", help="print the effective configuration (secrets masked) and where values came from")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(handler=_lazy("sandra_tui.config.cli:cmd_show"))
+    c = csub.add_parser("check", help="validate the config file; exit 1 with file, line and field on error")
+    c.set_defaults(handler=_lazy("sandra_tui.config.cli:cmd_check"))
+
+    p = sub.add_parser("probe-ice", help="check every configured STUN and TURN server concurrently")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--timeout-ms", type=int, metavar="MS", help="one deadline for all servers (default from config, 500)")
+    p.set_defaults(handler=_lazy("sandra_tui.config.probe:run_cli"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from sandra_tui.logs import setup_logging
+
+    setup_logging(args.log_level)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests import netguard
+
+netguard.install()
+
+IN_CI = bool(os.environ.get("CI")) or os.environ.get("SANDRA_REQUIRE_REAL_AUDIO") == "1"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a real dependency is missing, except in CI where that is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch):
+    """Pin ICE host candidates to 127.0.0.1 and fail a test that sent anything off loopback."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"])
+    netguard.take_violations()
+    yield
+    found = netguard.take_violations()
+    if found:
+        pytest.fail("traffic outside loopback: " + "; ".join(found[:5]))
+
+
+@pytest.fixture
+def tmp_config(tmp_path, monkeypatch):
+    """A config path of the test's own, with no TURN variables from the environment."""
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("SANDRA_CONFIG", str(path))
+    for name in (
+        "SANDRA_TURN_SERVER",
+        "SANDRA_TURN_USERNAME",
+        "SANDRA_TURN_PASSWORD",
+        "REACT_APP_TURN_SERVER",
+        "REACT_APP_TURN_USERNAME",
+        "REACT_APP_TURN_PASSWORD",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return path
