@@ -1,0 +1,105 @@
+"""`sandra-tui config path|show|check`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sandra_tui import secrets
+from sandra_tui.config.load import ConfigError, LoadedConfig, config_path, load_config, parse_config
+
+
+def load_for_cli(args: argparse.Namespace) -> LoadedConfig:
+    """Load the config for a command, reporting problems on stderr (one place for every command)."""
+    loaded = load_config(getattr(args, "config", None))
+    for warning in loaded.warnings:
+        print(f"sandra-tui: {warning}", file=sys.stderr)
+    backend = getattr(args, "backend", None)
+    if backend:
+        loaded.config.backend.url = backend
+        loaded.sources["backend.url"] = "--backend"
+    return loaded
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    print(config_path(args.config))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    if not path.exists():
+        print(f"{path}: no config file; defaults apply")
+        return 0
+    try:
+        parse_config(path.read_text(encoding="utf-8"), path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path}: OK")
+    return 0
+
+
+def describe(loaded: LoadedConfig) -> dict:
+    """The effective config as plain data, secrets masked, with the origin of each ICE server."""
+    cfg = loaded.config
+    data = cfg.model_dump(mode="json")
+    data["ice"]["turn"] = [
+        {
+            "url": t.url,
+            "username": t.username,
+            "credential": secrets.mask(t.credential.get_secret_value()),
+            "source": t.origin,
+        }
+        for t in cfg.ice.turn
+    ]
+    data["ice"]["servers"] = [{"url": u, "kind": "stun"} for u in cfg.ice.stun] + [
+        {"url": t.url, "kind": "turn"} for t in cfg.ice.turn
+    ]
+    return {
+        "path": str(loaded.path),
+        "file_exists": loaded.exists,
+        "sources": loaded.sources,
+        "warnings": loaded.warnings,
+        "config": data,
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    loaded = load_for_cli(args)
+    info = describe(loaded)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    cfg = loaded.config
+    state = "" if loaded.exists else " (no file: defaults)"
+    print(f"config file: {loaded.path}{state}")
+    print(f"backend: {cfg.backend.url}")
+    print(f"ICE servers ({len(cfg.ice.stun)} STUN, {len(cfg.ice.turn)} TURN; aiortc uses the first of each):")
+    for url in cfg.ice.stun:
+        print(f"  stun  {url}")
+    for turn in info["config"]["ice"]["turn"]:
+        user = f"  username={turn['username']}" if turn["username"] else ""
+        cred = f"  credential={turn['credential']}" if turn["credential"] else ""
+        print(f"  turn  {turn['url']}{user}{cred}  (from {turn['source']})")
+    print(f"TURN source: {loaded.sources.get('ice.turn', 'none')}")
+    r = cfg.reconnect
+    print(f"reconnect: max_attempts={r.max_attempts} base_delay_ms={r.base_delay_ms} "
+          f"max_delay_ms={r.max_delay_ms} jitter={r.jitter} stable_after_s={r.stable_after_s} "
+          f"watchdog_ms={r.watchdog_ms}")
+    a = cfg.audio
+    print(f"audio: input={a.input_device or 'default'} output={a.output_device or 'default'} "
+          f"echo_cancellation={a.echo_cancellation} noise_suppression={a.noise_suppression} "
+          f"push_to_talk={a.push_to_talk}")
+    h = cfg.history
+    print(f"history: max_messages={h.max_messages} max_memory_mb={h.max_memory_mb} trim_to={h.trim_to}")
+    print(f"latency: good<{cfg.latency.good_ms:g}ms medium<{cfg.latency.medium_ms:g}ms")
+    t = cfg.telemetry
+    print(f"telemetry: enabled={t.enabled} url={t.url or '(backend)'} batch_size={t.batch_size} "
+          f"flush_interval_s={t.flush_interval_s:g}")
+    return 0

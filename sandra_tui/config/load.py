@@ -1,0 +1,246 @@
+"""Finding, reading, checking and atomically writing the config file; env overrides for TURN."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+import tomli_w
+from pydantic import ValidationError
+
+from sandra_tui import secrets
+from sandra_tui.config.model import Config, TurnServer
+from sandra_tui.config.urls import IceUrlError, normalize_turn
+
+APP_NAME = "sandra-tui"
+TURN_ENV = {
+    "server": ("SANDRA_TURN_SERVER", "REACT_APP_TURN_SERVER"),
+    "username": ("SANDRA_TURN_USERNAME", "REACT_APP_TURN_USERNAME"),
+    "credential": ("SANDRA_TURN_PASSWORD", "REACT_APP_TURN_PASSWORD"),
+}
+HEADER = (
+    "# sandra-tui configuration. Written by sandra-tui; comments are not kept.\n"
+    "# It may hold TURN credentials: keep it private (mode 0600).\n"
+)
+
+
+@dataclass
+class ConfigIssue:
+    """One problem in a config file, placed as precisely as we can."""
+
+    path: Path
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+@dataclass
+class LoadedConfig:
+    config: Config
+    path: Path
+    exists: bool
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
+    warnings: list[str] = field(default_factory=list)
+    quarantined: Path | None = None
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("SANDRA_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def parse_config(text: str, path: Path) -> Config:
+    """Parse and validate; raise ConfigError with file/line/field for every problem found."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(match.group(1)) if match else None
+        if line is None and "end of document" in str(exc):
+            line = max(1, len(text.splitlines()))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError([ConfigIssue(path, line, "", f"TOML syntax error: {message}")]) from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = _key_lines(text)
+        raise ConfigError([_issue_from(err, path, lines) for err in exc.errors(include_input=False)]) from None
+
+
+def _loc_text(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _issue_from(err: dict, path: Path, lines: dict[tuple, int]) -> ConfigIssue:
+    loc = tuple(err["loc"])
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, IceUrlError):
+        index = re.search(r"\[(\d+)\]$", cause.field)
+        if index:
+            loc = loc + (int(index.group(1)),)
+        message = f"{cause.value!r}: {cause.reason}"
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting (typo?)"
+    line = None
+    for cut in range(len(loc), 0, -1):
+        line = lines.get(loc[:cut])
+        if line:
+            break
+    return ConfigIssue(path, line, _loc_text(loc), message)
+
+
+def _key_lines(text: str) -> dict[tuple, int]:
+    """Map table/key paths to line numbers, good enough to point at the culprit."""
+    found: dict[tuple, int] = {}
+    table: tuple = ()
+    array_counts: dict[tuple, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[["):
+            name = tuple(p.strip().strip('"') for p in line.strip("[] ").split("."))
+            index = array_counts.get(name, -1) + 1
+            array_counts[name] = index
+            table = name + (index,)
+            found.setdefault(name, number)
+            found[table] = number
+        elif line.startswith("["):
+            table = tuple(p.strip().strip('"') for p in line.split("#")[0].strip().strip("[] ").split("."))
+            found[table] = number
+        else:
+            key, sep, _ = line.partition("=")
+            if sep:
+                parts = tuple(p.strip().strip('"') for p in key.split("."))
+                found[table + parts] = number
+    return found
+
+
+def _quarantine(path: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.bad-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.bad-{stamp}-{n}")
+        n += 1
+    os.replace(path, target)
+    return target
+
+
+def load_config(path: str | os.PathLike | None = None, *, quarantine: bool = True,
+                env: dict[str, str] | None = None) -> LoadedConfig:
+    """Load the config; a bad file is moved aside (never overwritten) and defaults are used."""
+    target = config_path(path)
+    env = os.environ if env is None else env
+    warnings: list[str] = []
+    moved = None
+    config = Config()
+    exists = target.exists()
+    if exists:
+        try:
+            config = parse_config(target.read_text(encoding="utf-8"), target)
+        except (ConfigError, UnicodeDecodeError, OSError) as exc:
+            detail = str(exc) if isinstance(exc, ConfigError) else f"{target}: cannot read: {exc}"
+            if quarantine and not isinstance(exc, PermissionError):
+                moved = _quarantine(target)
+                warnings.append(f"config is invalid, kept as {moved}; using defaults:\n{detail}")
+            else:
+                warnings.append(f"config is invalid; using defaults:\n{detail}")
+            config = Config()
+    loaded = LoadedConfig(config, target, exists, warnings=warnings, quarantined=moved)
+    loaded.sources["ice.turn"] = "config" if config.ice.turn else "none"
+    _apply_turn_env(loaded, env)
+    return loaded
+
+
+def _apply_turn_env(loaded: LoadedConfig, env) -> None:
+    """SANDRA_TURN_* (or the guide's REACT_APP_TURN_*) put one TURN server first in the list."""
+    picked: dict[str, tuple[str, str]] = {}
+    for key, names in TURN_ENV.items():
+        for name in names:
+            value = env.get(name)
+            if value:
+                picked[key] = (name, value)
+                break
+    if "credential" in picked:
+        secrets.register(picked["credential"][1])
+    if "server" not in picked:
+        if picked:
+            names = ", ".join(name for name, _ in picked.values())
+            loaded.warnings.append(f"{names} set without SANDRA_TURN_SERVER/REACT_APP_TURN_SERVER: ignored")
+        return
+    server_var, server = picked["server"]
+    try:
+        url = normalize_turn(server, field=server_var)
+    except IceUrlError as exc:
+        loaded.warnings.append(f"ignoring TURN server from the environment: {exc}")
+        return
+    entry = TurnServer(
+        url=url,
+        username=picked.get("username", ("", ""))[1],
+        credential=picked.get("credential", ("", ""))[1],
+    )
+    origin = server_var
+    if "username" in picked:
+        origin += f", username from {picked['username'][0]}"
+    if "credential" in picked:
+        origin += f", credential from {picked['credential'][0]}"
+    entry._origin = origin
+    loaded.config.ice.turn = [entry] + [t for t in loaded.config.ice.turn if t.url != url or t.origin != "config"]
+    loaded.sources["ice.turn"] = f"environment ({server_var})"
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+def save_config(config: Config, path: str | os.PathLike | None = None) -> Path:
+    """Write atomically: temp file (0600) in the same folder, fsync, rename, fsync the folder."""
+    target = config_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    body = HEADER + tomli_w.dumps(config.to_toml_dict())
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return target
