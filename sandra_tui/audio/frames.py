@@ -1,0 +1,51 @@
+"""Audio frame helpers: 48 kHz mono s16 in 20 ms frames, levels in dBFS."""
+
+from __future__ import annotations
+
+import fractions
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 48000
+FRAME_MS = 20
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 960
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+SILENCE_DBFS = -120.0
+
+
+def make_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    """Mono int16 samples -> an av.AudioFrame with pts/time_base set (what aiortc's encoder wants)."""
+    data = np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = TIME_BASE
+    return frame
+
+
+def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """Decoded frame (s16 packed, mono or stereo) -> mono int16."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        mono = data.mean(axis=0) if channels > 1 else data[0]
+    else:
+        flat = data.reshape(-1)
+        mono = flat.reshape(-1, channels).mean(axis=1) if channels > 1 else flat
+    return np.asarray(mono, dtype=np.int16)
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    if samples.size == 0:
+        return SILENCE_DBFS
+    x = samples.astype(np.float32) / 32768.0
+    rms = float(np.sqrt(np.mean(x * x)))
+    return 20 * np.log10(rms) if rms > 1e-6 else SILENCE_DBFS
+
+
+def peak_dbfs(samples: np.ndarray) -> float:
+    if samples.size == 0:
+        return SILENCE_DBFS
+    peak = float(np.max(np.abs(samples.astype(np.int32)))) / 32768.0
+    return 20 * np.log10(peak) if peak > 1e-6 else SILENCE_DBFS

@@ -1,0 +1,102 @@
+"""Microphone-side sources: the outgoing track and what feeds it (device, file, silence)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from sandra_tui.audio.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, make_frame
+
+
+class Source:
+    """Gives 20 ms of mono int16 audio at a time; never blocks."""
+
+    def read(self) -> np.ndarray:
+        return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+    def close(self) -> None:
+        pass
+
+
+class SilenceSource(Source):
+    pass
+
+
+class WavFileSource(Source):
+    """A WAV file played once, then silence. Resampled to 48 kHz mono with soxr."""
+
+    def __init__(self, path: str | Path, loop: bool = False) -> None:
+        import soxr
+
+        with wave.open(str(path), "rb") as wav:
+            if wav.getsampwidth() != 2:
+                raise ValueError(f"{path}: only 16-bit PCM WAV files are supported")
+            rate, channels = wav.getframerate(), wav.getnchannels()
+            data = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        if channels > 1:
+            data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+        if rate != SAMPLE_RATE:
+            data = soxr.resample(data, rate, SAMPLE_RATE)
+        self._data = np.asarray(data, dtype=np.int16)
+        self._pos = 0
+        self.loop = loop
+
+    @property
+    def finished(self) -> bool:
+        return not self.loop and self._pos >= len(self._data)
+
+    def read(self) -> np.ndarray:
+        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        if len(self._data) == 0:
+            return out
+        if self.loop and self._pos >= len(self._data):
+            self._pos = 0
+        chunk = self._data[self._pos : self._pos + FRAME_SAMPLES]
+        out[: len(chunk)] = chunk
+        self._pos += FRAME_SAMPLES
+        return out
+
+
+class MicTrack(MediaStreamTrack):
+    """The outgoing audio track, paced by the wall clock; sends silence while muted.
+
+    A new one is made for every connection attempt (a track whose sender stopped is ended);
+    the source behind it lives across attempts.
+    """
+
+    kind = "audio"
+
+    def __init__(self, source: Source, gate=None, on_frame=None) -> None:
+        super().__init__()
+        self._source = source
+        self._gate = gate  # callable -> True when audio may go out (mute / push-to-talk)
+        self._on_frame = on_frame
+        self._start: float | None = None
+        self._pts = 0
+
+    async def recv(self):
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += FRAME_SAMPLES
+            wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.2:  # we fell far behind (suspended loop): restart the clock
+                self._start = time.monotonic() - self._pts / SAMPLE_RATE
+        samples = self._source.read()
+        if self._gate is not None and not self._gate():
+            samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        if self._on_frame is not None:
+            self._on_frame(samples)
+        return make_frame(samples, self._pts)
+
+
+FRAME_SECONDS = FRAME_MS / 1000

@@ -1,0 +1,155 @@
+"""Typed events the call controller publishes. The UI and `call --headless` only render these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import ClassVar
+
+
+class CallState(str, Enum):
+    IDLE = "idle"
+    ACQUIRING_TOKEN = "acquiring_token"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, Enum):
+                data[key] = value.value
+        return {"event": self.kind, **data}
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    kind: ClassVar[str] = "state"
+    state: CallState
+    reason: str | None = None
+    attempt: int | None = None  # reconnecting: attempt n of max
+    max_attempts: int | None = None
+    delay_ms: int | None = None
+    retryable: bool = True  # failed: whether a user retry makes sense (not for bad credentials)
+
+
+@dataclass(frozen=True)
+class ReconnectAttempt(Event):
+    kind: ClassVar[str] = "reconnect_attempt"
+    attempt: int
+    max: int
+    delay_ms: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reconnected(Event):
+    kind: ClassVar[str] = "reconnected"
+    attempts: int
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class Transcript(Event):
+    """A piece of the conversation: deltas (final=False) then the whole text (final=True)."""
+
+    kind: ClassVar[str] = "transcript"
+    role: str  # user | assistant
+    text: str
+    final: bool
+    item_id: str = ""
+
+
+@dataclass(frozen=True)
+class LatencySample(Event):
+    kind: ClassVar[str] = "latency"
+    name: str
+    ms: float
+    cls: str  # GOOD | MEDIUM | HIGH
+
+    def to_dict(self) -> dict:
+        return {"event": self.kind, "name": self.name, "ms": round(self.ms, 1), "class": self.cls}
+
+
+@dataclass(frozen=True)
+class Quality(Event):
+    kind: ClassVar[str] = "quality"
+    rtt_ms: float | None
+    jitter_ms: float | None
+    packets_lost: int
+    packets_received: int
+    loss_pct: float
+    mos: float | None
+
+
+@dataclass(frozen=True)
+class HistoryChanged(Event):
+    kind: ClassVar[str] = "history"
+    count: int
+    memory_mb: float
+
+
+@dataclass(frozen=True)
+class Speech(Event):
+    """Server VAD and reply playback milestones, for the UI's activity indicator."""
+
+    kind: ClassVar[str] = "speech"
+    what: str  # user_started | user_stopped | reply_started | reply_stopped | reply_cancelled
+
+
+@dataclass(frozen=True)
+class AudioLevels(Event):
+    kind: ClassVar[str] = "levels"
+    input_dbfs: float
+    output_dbfs: float
+    input_peak_dbfs: float = -120.0
+    output_peak_dbfs: float = -120.0
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the operator should know that is not an error (device fallback, config moved)."""
+
+    kind: ClassVar[str] = "notice"
+    message: str
+
+
+@dataclass(frozen=True)
+class ErrorEvent(Event):
+    kind: ClassVar[str] = "error"
+    message: str
+    code: str = ""
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
+class MuteChanged(Event):
+    kind: ClassVar[str] = "mute"
+    muted: bool
+    push_to_talk: bool = False
+
+
+ALL_EVENTS = (StateChanged, ReconnectAttempt, Reconnected, Transcript, LatencySample, Quality,
+              HistoryChanged, Speech, AudioLevels, Notice, ErrorEvent, MuteChanged)
+
+
+@dataclass
+class EventBus:
+    """Fan-out of controller events to subscribers (callbacks run in the controller's loop)."""
+
+    _subscribers: list = field(default_factory=list)
+
+    def subscribe(self, callback) -> callable:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def publish(self, event: Event) -> None:
+        for callback in list(self._subscribers):
+            callback(event)

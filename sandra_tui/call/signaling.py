@@ -1,0 +1,170 @@
+"""Signaling with the backend and the realtime endpoint: token, SDP offer/answer, hang-up."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+import aiohttp
+
+from sandra_tui import secrets
+
+MAX_SDP_BYTES = 64 * 1024
+
+
+class SignalingError(Exception):
+    """A failed signaling step. `reason` is the short code shown in logs and reconnect lines."""
+
+    def __init__(self, reason: str, message: str, *, status: int | None = None,
+                 retryable: bool = True, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class Token:
+    value: str = field(repr=False)
+    expires_at: float
+    realtime_url: str
+    model: str = ""
+    ice_servers: list[dict] = field(default_factory=list, repr=False)
+    session_id: str = ""
+
+
+def _retry_after(headers) -> float | None:
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+async def _error_from(response: aiohttp.ClientResponse, step: str) -> SignalingError:
+    status = response.status
+    try:
+        body = await response.json(content_type=None)
+        detail = body.get("error", {}).get("message") or str(body)[:200]
+    except Exception:  # noqa: BLE001 - any garbage body still yields a clear error
+        detail = (await response.text(errors="replace"))[:200] if response.content else ""
+    detail = secrets.redact(str(detail))
+    if status in (401, 403):
+        return SignalingError("credentials_rejected", f"{step}: credentials rejected ({status}): {detail}",
+                              status=status, retryable=False)
+    if status == 429:
+        return SignalingError("rate_limited", f"{step}: rate limited (429): {detail}", status=status,
+                              retry_after_s=_retry_after(response.headers))
+    if status >= 500:
+        return SignalingError("server_error", f"{step}: server error ({status}): {detail}", status=status,
+                              retry_after_s=_retry_after(response.headers))
+    return SignalingError("signaling_error", f"{step}: unexpected HTTP {status}: {detail}", status=status)
+
+
+async def fetch_token(http: aiohttp.ClientSession, backend_url: str, token_path: str,
+                      timeout_s: float) -> Token:
+    url = urljoin(backend_url + "/", token_path.lstrip("/"))
+    try:
+        async with http.post(url, json={}, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+            if response.status not in (200, 201):
+                raise await _error_from(response, "token")
+            try:
+                data = await response.json(content_type=None)
+                value = data["value"]
+                token = Token(
+                    value=value,
+                    expires_at=float(data.get("expires_at") or time.time() + 60),
+                    realtime_url=urljoin(url, data["realtime_url"]),
+                    model=str(data.get("model", "")),
+                    ice_servers=list(data.get("ice_servers") or []),
+                    session_id=str(data.get("session_id", "")),
+                )
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise SignalingError("signaling_error", "token: the backend answered with malformed JSON") from None
+    except SignalingError:
+        raise
+    except TimeoutError:
+        raise SignalingError("signaling_timeout", f"token: no answer from {backend_url} within {timeout_s:g}s") from None
+    except aiohttp.ClientError as exc:
+        raise SignalingError("backend_unreachable", f"token: cannot reach {backend_url}: {exc}") from None
+    secrets.register(token.value)
+    for server in token.ice_servers:
+        if isinstance(server, dict):
+            secrets.register(server.get("credential"))
+    return token
+
+
+async def exchange_sdp(http: aiohttp.ClientSession, token: Token, offer_sdp: str,
+                       timeout_s: float) -> tuple[str, str | None]:
+    """POST the offer; return (answer SDP, call URL for hang-up)."""
+    headers = {"Authorization": f"Bearer {token.value}", "Content-Type": "application/sdp"}
+    try:
+        async with http.post(token.realtime_url, data=offer_sdp.encode(), headers=headers,
+                             timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+            if response.status not in (200, 201):
+                raise await _error_from(response, "sdp")
+            body = await response.content.read(MAX_SDP_BYTES + 1)
+            location = response.headers.get("Location")
+    except SignalingError:
+        raise
+    except TimeoutError:
+        raise SignalingError("signaling_timeout", f"sdp: no answer within {timeout_s:g}s") from None
+    except aiohttp.ClientError as exc:
+        raise SignalingError("backend_unreachable", f"sdp: cannot reach the realtime endpoint: {exc}") from None
+    if len(body) > MAX_SDP_BYTES:
+        raise SignalingError("signaling_error", "sdp: the answer is larger than 64 KiB")
+    answer = body.decode("utf-8", errors="replace")
+    if not answer.startswith("v=0"):
+        raise SignalingError("signaling_error", "sdp: the answer is not SDP")
+    call_url = urljoin(token.realtime_url, location) if location else None
+    return answer, call_url
+
+
+async def hang_up(http: aiohttp.ClientSession, token: Token, call_url: str | None, timeout_s: float = 2.0) -> None:
+    """Best-effort POST {call}/hangup; closing the peer connection ends the call anyway."""
+    if not call_url:
+        return
+    try:
+        async with http.post(call_url.rstrip("/") + "/hangup",
+                             headers={"Authorization": f"Bearer {token.value}"},
+                             timeout=aiohttp.ClientTimeout(total=timeout_s)):
+            pass
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+
+
+_SESSION_LEVEL = ("a=ice-ufrag:", "a=ice-pwd:", "a=setup:", "a=fingerprint:")
+
+
+def normalize_answer(sdp: str) -> str:
+    """Copy ICE/DTLS attributes from the first m-section into those that lack them.
+
+    Answers shaped like OpenAI's documentation carry ice-ufrag/pwd/setup only in the first
+    (BUNDLE) section; aiortc wants them in every section.
+    """
+    newline = "\r\n" if "\r\n" in sdp else "\n"
+    lines = sdp.strip().split(newline)
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    session, media = sections[0], sections[1:]
+    if len(media) < 1:
+        return sdp
+    source = {prefix: next((l for l in media[0] + session if l.startswith(prefix)), None) for prefix in _SESSION_LEVEL}
+    for section in media[1:]:
+        for prefix, line in source.items():
+            if line and not any(l.startswith(prefix) for l in section):
+                section.append(line)
+    out = session + [l for section in media for l in section]
+    return newline.join(out) + newline
+
+
+def has_end_of_candidates(sdp: str) -> bool:
+    return re.search(r"^a=end-of-candidates", sdp, re.MULTILINE) is not None

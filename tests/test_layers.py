@@ -1,0 +1,63 @@
+"""Layers point one way: ui -> call -> audio/config/telemetry; server shares only protocol/config."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "sandra_tui"
+
+# package -> packages it must not import
+FORBIDDEN = {
+    "call": {"sandra_tui.ui", "sandra_tui.server", "textual"},
+    "audio": {"sandra_tui.ui", "sandra_tui.call", "sandra_tui.server", "textual"},
+    "config": {"sandra_tui.ui", "sandra_tui.call", "sandra_tui.audio", "sandra_tui.server", "textual"},
+    "telemetry": {"sandra_tui.ui", "sandra_tui.call", "sandra_tui.audio", "sandra_tui.server", "textual"},
+    "protocol": {"sandra_tui.ui", "sandra_tui.call", "sandra_tui.audio", "sandra_tui.server",
+                 "sandra_tui.telemetry", "textual"},
+    "server": {"sandra_tui.ui", "sandra_tui.call", "sandra_tui.audio", "sandra_tui.telemetry", "textual"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def violations(package: str) -> list[str]:
+    bad = []
+    for path in sorted((PKG / package).rglob("*.py")):
+        for name in imported_modules(path):
+            for banned in FORBIDDEN[package]:
+                if name == banned or name.startswith(banned + "."):
+                    bad.append(f"{path.relative_to(PKG.parent)} imports {name}")
+    return bad
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layering(package):
+    assert (PKG / package).is_dir()
+    assert violations(package) == []
+
+
+def test_top_level_modules_below_ui_do_not_import_textual():
+    for path in PKG.glob("*.py"):
+        if path.name == "cli.py":
+            continue
+        assert not any(n == "textual" or n.startswith("textual.") for n in imported_modules(path)), path
+
+
+def test_the_check_catches_a_violation(tmp_path, monkeypatch):
+    fake = tmp_path / "sandra_tui" / "call"
+    fake.mkdir(parents=True)
+    (fake / "x.py").write_text("from textual.app import App\n")
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "sandra_tui")
+    assert violations("call") == [f"sandra_tui/call/x.py imports textual.app"]
