@@ -1,17 +1,20 @@
-# The two commands of the README: `make run` and `make test`.
-.PHONY: run test setup setup-test screenshots bench clean
+# Shortcuts for the README's two commands (scripts/run.sh, scripts/test.sh) and friends.
+.PHONY: run test setup screenshots bench clean
 
-run: setup
-	.venv/bin/sandra-tui
+run:
+	scripts/run.sh
 
-test: setup-test
+test:
 	scripts/test.sh
 
 setup:
-	scripts/setup.sh run
-
-setup-test:
 	scripts/setup.sh test
+
+screenshots: setup
+	.venv/bin/python -m sandra_tui.ui.screenshots screenshots
+
+bench: setup
+	.venv/bin/python -m bench --quick
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache
