@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -113,6 +114,7 @@ class TelemetryUploader:
         self._task: asyncio.Task | None = None
         self._ticker: asyncio.Task | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._inflight: dict | None = None
 
     # -- never blocks ------------------------------------------------------------------------
     def record(self, name: str, ms: float) -> None:
@@ -124,6 +126,7 @@ class TelemetryUploader:
     def payload(self) -> dict:
         return {
             "type": "realtime_latency",
+            "payloadId": uuid.uuid4().hex,  # delivery is at-least-once: the backend dedupes on it
             "sessionId": self._session_id() or "unknown",
             "metrics": self.stats.summary(),
             "byName": {name: self.stats.summary(name) for name in self.stats.names()},
@@ -139,7 +142,7 @@ class TelemetryUploader:
         try:
             self._queue.put_nowait(payload)
         except asyncio.QueueFull:
-            if self.spool:
+            if self.spool is not None:
                 self.spool.append([payload])
 
     # -- background ----------------------------------------------------------------------------
@@ -155,48 +158,57 @@ class TelemetryUploader:
                 self._enqueue()
 
     async def _run(self) -> None:
+        # While the backend is unreachable ("backlog"), new payloads go straight to the spool so
+        # the order stays oldest-first, and only the spool's head is retried, with backoff.
         delay = 1.0
-        backlog = bool(self.spool and len(self.spool))  # left over from an earlier run
+        backlog = self.spool is not None and len(self.spool) > 0  # left over from an earlier run
+        next_try = time.monotonic()
         while True:
             try:
                 if backlog:
-                    payload = await asyncio.wait_for(self._queue.get(), delay)
+                    timeout = max(0.0, next_try - time.monotonic())
+                    payload = await asyncio.wait_for(self._queue.get(), timeout)
                 else:
                     payload = await self._queue.get()
             except TimeoutError:
                 payload = None
-            if payload is None:
-                backlog = not await self._drain_spool()
-                delay = 1.0 if not backlog else min(delay * 2, MAX_BACKOFF_S)
-                continue
-            outcome, retry_after = await self._post(payload)
-            if outcome == "ok":
-                delay = 1.0
-                backlog = not await self._drain_spool()
-                continue
-            if outcome == "rejected":
-                continue  # the backend says it is bad: retrying cannot help
-            if self.spool:
+            if payload is not None:
+                if backlog:
+                    self.spool.append([payload])
+                    continue
+                self._inflight = payload  # close() re-queues it if we are cancelled mid-post
+                outcome, retry_after = await self._post(payload)
+                self._inflight = None
+                if outcome != "retry":
+                    continue  # sent, or rejected as bad (retrying cannot help)
+                if self.spool is None:
+                    continue
                 self.spool.append([payload])
-                backlog = True
-            await asyncio.sleep(retry_after if retry_after is not None else delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
+                backlog, delay = True, 1.0
+                next_try = time.monotonic() + (retry_after if retry_after is not None else delay)
+                continue
+            done, retry_after = await self._drain_spool()
+            if done:
+                backlog, delay = False, 1.0
+            else:
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                next_try = time.monotonic() + (retry_after if retry_after is not None else delay)
 
-    async def _drain_spool(self) -> bool:
-        """Send spooled payloads oldest first; True once the spool is empty."""
-        if not self.spool:
-            return True
+    async def _drain_spool(self) -> tuple[bool, float | None]:
+        """Send spooled payloads oldest first; (True, None) once the spool is empty."""
+        if self.spool is None:
+            return True, None
         while True:
             batch = self.spool.take(50)
             if not batch:
-                return True
+                return True, None
             sent = 0
             for payload in batch:
                 if payload is not None:
-                    outcome, _ = await self._post(payload)
+                    outcome, retry_after = await self._post(payload)
                     if outcome == "retry":
                         self.spool.drop(sent)
-                        return False
+                        return False, retry_after
                 sent += 1
             self.spool.drop(sent)
 
@@ -229,16 +241,22 @@ class TelemetryUploader:
     async def close(self, deadline_s: float = 2.0) -> None:
         """Send what is pending within `deadline_s`; spool the rest."""
         self._enqueue()
+        end = time.monotonic() + deadline_s
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await asyncio.sleep(0)  # let the worker pick up what was just queued
+        while self._inflight is not None and time.monotonic() < end - deadline_s / 2:
+            await asyncio.sleep(0.01)  # let a post under way finish rather than send it twice
         for task in (self._ticker, self._task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._ticker = None
-        leftovers = []
+        leftovers = [self._inflight] if self._inflight is not None else []
+        self._inflight = None
         while not self._queue.empty():
             leftovers.append(self._queue.get_nowait())
-        end = time.monotonic() + deadline_s
         while leftovers and time.monotonic() < end:
             try:
                 outcome, _ = await asyncio.wait_for(self._post(leftovers[0]), max(0.05, end - time.monotonic()))
@@ -247,7 +265,7 @@ class TelemetryUploader:
             if outcome == "retry":
                 break
             leftovers.pop(0)
-        if leftovers and self.spool:
+        if leftovers and self.spool is not None:
             self.spool.append(leftovers)
         if self._http is not None:
             await self._http.close()
