@@ -102,6 +102,17 @@ class CallController:
         self.audio.output_listeners.append(self._on_output_frame)
         self.audio.level_listeners.append(self._on_levels)
 
+    @property
+    def backend_base(self) -> str | None:
+        """The backend's base URL once known (the embedded agent's port is picked at start)."""
+        if self.backend_url != "embedded":
+            return self.backend_url
+        return self._embedded.url if self._embedded else None
+
+    @property
+    def token_value(self) -> str | None:
+        return self._token.value if self._token else None
+
     # -- subscribing ----------------------------------------------------------------------------
     def subscribe(self, callback):
         """`callback(event)` for every event; returns an unsubscribe function."""

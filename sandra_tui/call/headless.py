@@ -55,8 +55,11 @@ async def run_call(args: argparse.Namespace, config, printer) -> int:
     except (OSError, ValueError, EOFError) as exc:
         print(f"sandra-tui call: {exc}", file=sys.stderr)
         return 2
+    from sandra_tui.call.telemetry_link import attach_telemetry
+
     controller = CallController(config, audio=audio, probe=make_probe())
     controller.subscribe(printer)
+    uploader = attach_telemetry(controller)
     connected = asyncio.Event()
     done = asyncio.Event()
 
@@ -88,6 +91,9 @@ async def run_call(args: argparse.Namespace, config, printer) -> int:
             w.cancel()
     finally:
         failed = controller.state == CallState.FAILED
+        await controller.hangup()
+        if uploader is not None:
+            await uploader.close(deadline_s=2.0)  # the backend is still up: flush, spool the rest
         await controller.close()
     return 1 if failed else 0
 

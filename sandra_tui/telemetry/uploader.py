@@ -96,7 +96,7 @@ class Spool:
 
 
 class TelemetryUploader:
-    def __init__(self, url: str, *, token=lambda: None, session_id=lambda: "", batch_size: int = 10,
+    def __init__(self, url, *, token=lambda: None, session_id=lambda: "", batch_size: int = 10,
                  flush_interval_s: float = 30.0, window: int = 100, spool: Spool | None = None,
                  timeout_s: float = 5.0) -> None:
         self.url = url
@@ -220,8 +220,11 @@ class TelemetryUploader:
         token = self._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        url = self.url() if callable(self.url) else self.url
+        if not url:
+            return "retry", None  # the backend is not known yet (embedded agent starting)
         try:
-            async with self._http.post(self.url, json=payload, headers=headers,
+            async with self._http.post(url, json=payload, headers=headers,
                                        timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as response:
                 if response.status < 300:
                     self.sent += 1

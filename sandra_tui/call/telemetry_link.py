@@ -1,0 +1,44 @@
+"""Feeds the controller's latency samples to the telemetry uploader (issue: never block the call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+
+from sandra_tui.call.events import LatencySample
+from sandra_tui.telemetry.uploader import Spool, TelemetryUploader
+
+METRICS_PATH = "/api/sandra/metrics"
+
+
+def attach_telemetry(controller, spool_dir: Path | None = None) -> TelemetryUploader | None:
+    cfg = controller.config.telemetry
+    if not cfg.enabled:
+        return None
+    spool_dir = spool_dir or Path(platformdirs.user_state_dir("sandra-tui"))
+    spool = Spool(spool_dir / "telemetry-spool.jsonl", int(cfg.spool_max_mb * 1024 * 1024))
+
+    def url() -> str | None:
+        if cfg.url:
+            return cfg.url
+        base = controller.backend_base
+        return base + METRICS_PATH if base else None
+
+    uploader = TelemetryUploader(
+        url,
+        token=lambda: controller.token_value,
+        session_id=lambda: controller.session_id,
+        batch_size=cfg.batch_size,
+        flush_interval_s=cfg.flush_interval_s,
+        window=cfg.window,
+        spool=spool,
+    )
+
+    def on_event(event) -> None:
+        if isinstance(event, LatencySample):
+            uploader.record(event.name, event.ms)
+
+    controller.subscribe(on_event)
+    uploader.start()
+    return uploader
