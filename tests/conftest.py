@@ -48,3 +48,14 @@ def tmp_config(tmp_path, monkeypatch):
     ):
         monkeypatch.delenv(name, raising=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL on loopback (skipped outside CI when the package is missing)."""
+    from tests.postgres import PostgresServer, pg_bin
+
+    require(pg_bin() is not None, "PostgreSQL server binaries (apt install postgresql)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()

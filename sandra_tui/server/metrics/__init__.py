@@ -1,0 +1,1 @@
+"""Latency metrics API of `sandra-tui serve`: validation, rate limit, CORS, storage, Prometheus."""
