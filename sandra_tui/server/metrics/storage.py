@@ -220,7 +220,10 @@ class PostgresStorage(Storage):
         self._pool = None
 
     async def _open(self) -> None:
-        import asyncpg
+        try:
+            import asyncpg
+        except ImportError:
+            raise RuntimeError("PostgreSQL storage needs asyncpg: pip install 'sandra-tui[postgres]'") from None
 
         self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
         async with self._pool.acquire() as conn:
