@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+import weakref
 
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -54,6 +55,14 @@ POLL_S = 0.25  # watchdog / stats poll
 QUALITY_EVERY = 4  # polls per quality event (1 s)
 REPLY_AUDIO_DBFS = -50.0  # a reply frame louder than this is "audio"
 RESEED_MESSAGES = 10  # history items replayed into a new session after a reconnect
+
+
+# Every peer connection a controller made, so tests and diagnostics can check none is left open.
+PEER_CONNECTIONS: weakref.WeakSet = weakref.WeakSet()
+
+
+def open_peer_connections() -> list[RTCPeerConnection]:
+    return [pc for pc in PEER_CONNECTIONS if pc.connectionState != "closed"]
 
 
 class _PathDead(Exception):
@@ -135,6 +144,7 @@ class CallController:
         if self.running:
             return
         self.last_reason = None
+        self.session_id = f"sess_{uuid.uuid4().hex[:24]}"  # one id for the whole call, across reconnects
         self._supervisor = asyncio.create_task(self._supervise(), name="sandra-call")
 
     async def retry(self) -> None:
@@ -309,9 +319,11 @@ class CallController:
         if self._http is None:
             self._http = aiohttp.ClientSession()
         started = time.monotonic()
-        self._token = token = await signaling.fetch_token(self._http, backend, cfg.backend.token_path,
-                                                          cfg.backend.request_timeout_s)
-        self.session_id = token.session_id or self.session_id
+        self._token = token = await signaling.fetch_token(
+            self._http, backend, cfg.backend.token_path, cfg.backend.request_timeout_s,
+            {"session_id": self.session_id, "reconnect": attempt > 0})
+        if token.session_id and token.session_id != self.session_id:
+            self.session_id = token.session_id  # the backend decides when it names sessions itself
         self._latency("token_acquisition", (time.monotonic() - started) * 1000)
 
         self._set_state(CallState.CONNECTING)
@@ -326,6 +338,7 @@ class CallController:
             iceTransportPolicy=RTCIceTransportPolicy.RELAY if plan.relay_only else RTCIceTransportPolicy.ALL,
         )
         self._pc = pc = RTCPeerConnection(rtc)
+        PEER_CONNECTIONS.add(pc)
         connected = asyncio.get_running_loop().create_future()
 
         @pc.on("connectionstatechange")

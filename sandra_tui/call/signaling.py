@@ -67,10 +67,12 @@ async def _error_from(response: aiohttp.ClientResponse, step: str) -> SignalingE
 
 
 async def fetch_token(http: aiohttp.ClientSession, backend_url: str, token_path: str,
-                      timeout_s: float) -> Token:
+                      timeout_s: float, body: dict | None = None) -> Token:
+    """POST the backend's token endpoint. `body` may carry the call's session id and whether this
+    is a reconnection, so the backend can bind the key to the session and count reconnects."""
     url = urljoin(backend_url + "/", token_path.lstrip("/"))
     try:
-        async with http.post(url, json={}, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+        async with http.post(url, json=body or {}, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
             if response.status not in (200, 201):
                 raise await _error_from(response, "token")
             try:
