@@ -159,7 +159,7 @@ class CallController:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._teardown(hangup=True)
-        if self.state not in (CallState.IDLE, CallState.FAILED):
+        if self.state not in (CallState.IDLE, CallState.FAILED, CallState.ENDED):
             self._set_state(CallState.ENDED)
 
     async def close(self) -> None:

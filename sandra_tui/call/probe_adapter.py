@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 def make_probe():
-    from sandra_tui.config import probe as probe_mod
+    try:
+        from sandra_tui.config import probe as probe_mod
+    except ImportError:
+        return None
 
     async def probe(servers, timeout_s: float) -> dict[str, float | None]:
         targets = [probe_mod.ProbeTarget(s.url, s.username, s.credential) for s in servers]

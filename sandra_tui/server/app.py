@@ -1,0 +1,251 @@
+"""The `sandra-tui serve` application.
+
+Routes
+- POST /api/sandra/token -> {"value", "expires_at", "realtime_url", "model", "ice_servers", "session_id"}
+  Body (optional JSON): {"session_id": "<the client's call id>", "reconnect": bool}. The key is
+  short-lived; `realtime_url` is where the client posts its SDP offer with `Authorization:
+  Bearer <value>`. `ice_servers` holds TURN REST credentials when SANDRA_TURN_SECRET is set.
+- POST /v1/realtime/calls (local upstream): SDP offer in, 201 + answer SDP + Location out.
+- POST /v1/realtime/calls/{id}/hangup, POST /v1/realtime/client_secrets (local mirror).
+- /api/sandra/metrics, /metrics, /healthz: see metrics/api.py.
+- /_faults (GET, POST, DELETE), only with --faults and only from loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+
+import aiohttp
+from aiohttp import web
+
+from sandra_tui.server.calls import CallError, CallRegistry
+from sandra_tui.server.errors import json_error, json_errors
+from sandra_tui.server.faults import Faults
+from sandra_tui.server.metrics.api import MetricsApi, MetricsSettings, Prom
+from sandra_tui.server.metrics.ratelimit import SlidingWindowLimiter
+from sandra_tui.server.metrics.storage import open_storage
+from sandra_tui.server.settings import ServerSettings
+from sandra_tui.server.tokens import TokenStore, turn_rest_credentials
+from sandra_tui.server.upstream_openai import UpstreamError, mint_client_secret
+
+log = logging.getLogger("sandra_tui.server")
+CALLS_PATH = "/v1/realtime/calls"
+OPENAI_CALLS_URL = "/v1/realtime/calls"
+
+SETTINGS = web.AppKey("settings", ServerSettings)
+FAULTS = web.AppKey("faults", Faults)
+CALLS = web.AppKey("calls", CallRegistry)
+TOKENS = web.AppKey("tokens", TokenStore)
+METRICS = web.AppKey("metrics", MetricsApi)
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() or None if header.startswith("Bearer ") else None
+
+
+def _is_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+async def _json_body(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": {"message": "invalid JSON body", "type":
+                                 "invalid_request_error", "code": "invalid_json"}}),
+                                 content_type="application/json") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": {"message": "the body must be a JSON object",
+                                 "type": "invalid_request_error", "code": "invalid_json"}}),
+                                 content_type="application/json")
+    return data
+
+
+async def token(request: web.Request) -> web.Response:
+    s, faults, tokens = request.app[SETTINGS], request.app[FAULTS], request.app[TOKENS]
+    client = request.remote or "?"
+    wait = request.app["token_limiter"].check(client)
+    if wait is not None:
+        return json_error(429, "too many token requests", "rate_limited", {"Retry-After": str(int(wait) + 1)})
+    if faults.token_status:
+        status = faults.token_status
+        headers = {"Retry-After": str(int(faults.retry_after_s))} if status == 429 else None
+        return json_error(status, f"injected fault: token endpoint answers {status}", "injected_fault", headers)
+    body = await _json_body(request)
+    session_id = body.get("session_id") if isinstance(body.get("session_id"), str) else None
+    reconnect = body.get("reconnect") is True
+    if reconnect:
+        request.app[METRICS].prom.reconnects.inc()
+    ice_servers = []
+    if s.turn_secret and s.turn_urls:
+        username, credential = turn_rest_credentials(s.turn_secret, session_id or "sandra", s.turn_ttl_s)
+        ice_servers.append({"urls": s.turn_urls, "username": username, "credential": credential})
+    if s.upstream == "openai":
+        if not s.openai_api_key:
+            return json_error(503, "the server has no OPENAI_API_KEY", "upstream_not_configured")
+        try:
+            data = await mint_client_secret(request.app["http"], s.openai_base_url, s.openai_api_key, s.model,
+                                            s.voice, s.token_ttl_s)
+        except UpstreamError as exc:
+            headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+            log.warning("token: upstream error %s (%s)", exc.status, exc.code)
+            return json_error(exc.status, str(exc), exc.code, headers)
+        value, expires_at = data["value"], float(data.get("expires_at") or time.time() + s.token_ttl_s)
+        _, issued = tokens.mint(session_id, reconnect)  # a session id of our own for metrics
+        tokens.remember(value, issued.session_id, expires_at)
+        realtime_url = s.openai_base_url + OPENAI_CALLS_URL
+        session_id = issued.session_id
+    else:
+        value, issued = tokens.mint(session_id, reconnect)
+        expires_at, session_id = issued.expires_at, issued.session_id
+        realtime_url = str(request.url.origin()) + CALLS_PATH
+    return web.json_response({"value": value, "expires_at": int(expires_at), "realtime_url": realtime_url,
+                              "model": s.model, "ice_servers": ice_servers, "session_id": session_id})
+
+
+async def create_call(request: web.Request) -> web.Response:
+    tokens, calls, faults = request.app[TOKENS], request.app[CALLS], request.app[FAULTS]
+    key = _bearer(request)
+    if tokens.check(key) is None:
+        return json_error(401, "missing, invalid or expired key", "invalid_api_key")
+    if request.content_type != "application/sdp":
+        return json_error(415, "Content-Type must be application/sdp", "unsupported_media_type")
+    raw = await request.read()
+    try:
+        offer = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return json_error(400, "the SDP offer is not UTF-8", "invalid_sdp")
+    if not offer.startswith("v=0"):
+        return json_error(400, "the body is not an SDP offer", "invalid_sdp")
+    if faults.answer_delay_ms:
+        import asyncio
+
+        await asyncio.sleep(faults.answer_delay_ms / 1000)
+    try:
+        call_id, answer = await calls.answer(offer, key, request.remote or "?")
+    except CallError as exc:
+        log.warning("call refused: %s", exc)
+        return json_error(exc.status, str(exc), exc.code)
+    return web.Response(status=201, text=answer, content_type="application/sdp",
+                        headers={"Location": f"{CALLS_PATH}/{call_id}"})
+
+
+async def hangup(request: web.Request) -> web.Response:
+    calls = request.app[CALLS]
+    call = calls.calls.get(request.match_info["call_id"])
+    if call is None:
+        return json_error(404, "no such call", "call_not_found")
+    if _bearer(request) != call.key:
+        return json_error(401, "this key did not create that call", "invalid_api_key")
+    call.hung_up = True
+    await calls.end(call.id, reason="hangup")
+    return web.json_response({"id": call.id, "status": "ended"})
+
+
+async def client_secrets(request: web.Request) -> web.Response:
+    """Local mirror of OpenAI's key minting, for scripts that follow the OpenAI flow."""
+    if not _is_loopback(request):
+        return json_error(403, "only from loopback", "forbidden")
+    body = await _json_body(request)
+    ttl = request.app[SETTINGS].token_ttl_s
+    expires = body.get("expires_after") or {}
+    if isinstance(expires, dict) and isinstance(expires.get("seconds"), int):
+        ttl = max(10, min(7200, expires["seconds"]))
+    tokens = request.app[TOKENS]
+    old_ttl, tokens.ttl_s = tokens.ttl_s, ttl
+    try:
+        value, issued = tokens.mint()
+    finally:
+        tokens.ttl_s = old_ttl
+    session = body.get("session") if isinstance(body.get("session"), dict) else {"type": "realtime"}
+    return web.json_response({"value": value, "expires_at": int(issued.expires_at), "session": session})
+
+
+async def faults_get(request: web.Request) -> web.Response:
+    if not _is_loopback(request):
+        return json_error(403, "the fault endpoint answers loopback only", "forbidden")
+    calls = request.app[CALLS]
+    return web.json_response({"faults": request.app[FAULTS].to_dict(), "calls": sorted(calls.calls)})
+
+
+async def faults_post(request: web.Request) -> web.Response:
+    if not _is_loopback(request):
+        return json_error(403, "the fault endpoint answers loopback only", "forbidden")
+    body = await _json_body(request)
+    calls, faults = request.app[CALLS], request.app[FAULTS]
+    action = body.pop("action", None)
+    call_id = body.pop("call_id", None)
+    errors = faults.update(body)
+    if errors:
+        return json_error(400, "; ".join(errors), "invalid_fault")
+    affected = 0
+    if action == "close_pc":
+        affected = await calls.close_pc(call_id)
+    elif action == "close_dc":
+        affected = calls.close_dc(call_id)
+    elif action is not None:
+        return json_error(400, "action must be close_pc or close_dc", "invalid_fault")
+    if body or action:
+        log.warning("faults now %s%s", {k: v for k, v in faults.to_dict().items() if v not in (None, False, 0, 0.0)},
+                    f", action {action} on {affected} call(s)" if action else "")
+    return web.json_response({"faults": faults.to_dict(), "affected": affected})
+
+
+async def faults_delete(request: web.Request) -> web.Response:
+    if not _is_loopback(request):
+        return json_error(403, "the fault endpoint answers loopback only", "forbidden")
+    faults = request.app[FAULTS]
+    fresh = Faults()
+    for key, value in fresh.to_dict().items():
+        setattr(faults, key, value)
+    return web.json_response({"faults": faults.to_dict()})
+
+
+def create_app(settings: ServerSettings | None = None) -> web.Application:
+    s = settings or ServerSettings()
+    app = web.Application(client_max_size=s.max_body_bytes, middlewares=[json_errors])
+    app[SETTINGS] = s
+    app[FAULTS] = Faults()
+    app[TOKENS] = TokenStore(s.token_ttl_s, s.metrics_token_grace_s)
+    prom = Prom()
+    app[CALLS] = CallRegistry(app[FAULTS], s.model, s.voice, s.max_calls_per_client, s.idle_call_timeout_s,
+                              on_call=prom.calls.inc, on_drop=prom.drops.inc)
+    prom.active_calls.set_function(lambda: len(app[CALLS].calls))
+    app["token_limiter"] = SlidingWindowLimiter(s.tokens_per_min_per_client)
+    storage = open_storage(s.database_url, s.data_dir / "metrics.db")
+    metrics = MetricsApi(storage, app[TOKENS].session_of,
+                         MetricsSettings(cors_origins=s.cors_origins, admin_token=s.metrics_admin_token), prom)
+    app[METRICS] = metrics
+    metrics.install(app)
+    app.router.add_post("/api/sandra/token", token)
+    app.router.add_post(CALLS_PATH, create_call)
+    app.router.add_post(CALLS_PATH + "/{call_id}/hangup", hangup)
+    app.router.add_post("/v1/realtime/client_secrets", client_secrets)
+    if s.faults:
+        app.router.add_get("/_faults", faults_get)
+        app.router.add_post("/_faults", faults_post)
+        app.router.add_delete("/_faults", faults_delete)
+
+    async def startup(app: web.Application) -> None:
+        app["http"] = aiohttp.ClientSession()
+        app[CALLS].start_reaper()
+
+    async def cleanup(app: web.Application) -> None:
+        await app[CALLS].close()
+        await app["http"].close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app

@@ -1,0 +1,84 @@
+"""The agent's outgoing audio: queued speech, silence in between, paced by the wall clock.
+
+It always sends (silence when idle), as a real server does, so a client can tell a live path
+from a dead one by inbound RTP alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections import deque
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+SAMPLE_RATE = 48000
+FRAME = 960
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+
+
+class AgentAudioTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frames: deque[np.ndarray] = deque()
+        self._start: float | None = None
+        self._pts = 0
+        self.on_started = None  # called when queued speech starts leaving
+        self.on_drained = None  # called when the queue empties after speech
+        self._playing = False
+        self.frames_sent = 0
+
+    def play(self, samples: np.ndarray) -> float:
+        """Queue speech; returns its duration in seconds."""
+        samples = np.asarray(samples, dtype=np.int16)
+        pad = (-len(samples)) % FRAME
+        if pad:
+            samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
+        for i in range(0, len(samples), FRAME):
+            self._frames.append(samples[i : i + FRAME])
+        return len(samples) / SAMPLE_RATE
+
+    def clear(self) -> int:
+        """Drop queued speech (barge-in); returns frames dropped."""
+        dropped = len(self._frames)
+        self._frames.clear()
+        self._playing = False
+        return dropped
+
+    @property
+    def queued_ms(self) -> int:
+        return len(self._frames) * 20
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += FRAME
+            wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        if self._frames:
+            samples = self._frames.popleft()
+            if not self._playing:
+                self._playing = True
+                if self.on_started:
+                    self.on_started()
+        else:
+            samples = np.zeros(FRAME, dtype=np.int16)
+            if self._playing:
+                self._playing = False
+                if self.on_drained:
+                    self.on_drained()
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = TIME_BASE
+        self.frames_sent += 1
+        return frame

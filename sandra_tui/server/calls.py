@@ -1,0 +1,159 @@
+"""Calls of the local upstream: SDP in, answer out, one peer connection + agent per call,
+freed when the call ends, the peer closes, or the caller goes silent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from sandra_tui.server.agent import LocalAgentCall
+from sandra_tui.server.faults import Faults, install_media_faults
+
+log = logging.getLogger("sandra_tui.server.calls")
+
+
+@dataclass
+class Call:
+    id: str
+    key: str = field(repr=False)
+    client: str
+    pc: RTCPeerConnection
+    agent: LocalAgentCall
+    started: float = field(default_factory=time.monotonic)
+    tasks: set = field(default_factory=set)
+    ended: bool = False
+    hung_up: bool = False
+
+
+class CallError(Exception):
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def docs_shaped(sdp: str) -> str:
+    """ICE/DTLS attributes only in the first m-section, like the answer in OpenAI's docs."""
+    parts = re.split(r"(?=^m=)", sdp, flags=re.MULTILINE)
+    if len(parts) <= 2:
+        return sdp
+    rest = [re.sub(r"^a=(ice-ufrag|ice-pwd|setup|fingerprint):.*\r?\n", "", p, flags=re.MULTILINE)
+            for p in parts[2:]]
+    return "".join(parts[:2] + rest)
+
+
+class CallRegistry:
+    def __init__(self, faults: Faults, model: str, voice: str, max_per_client: int = 4,
+                 idle_timeout_s: float = 15.0, on_call=None, on_drop=None) -> None:
+        self.faults = faults
+        self.model, self.voice = model, voice
+        self.max_per_client = max_per_client
+        self.idle_timeout_s = idle_timeout_s
+        self.calls: dict[str, Call] = {}
+        self.on_call = on_call or (lambda: None)
+        self.on_drop = on_drop or (lambda: None)
+        self._reaper: asyncio.Task | None = None
+
+    def per_client(self, client: str) -> int:
+        return sum(1 for c in self.calls.values() if c.client == client)
+
+    async def answer(self, offer_sdp: str, key: str, client: str) -> tuple[str, str]:
+        if self.per_client(client) >= self.max_per_client:
+            raise CallError(429, f"at most {self.max_per_client} concurrent calls per client", "too_many_calls")
+        call_id = "rtc_" + secrets.token_hex(12)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        agent = LocalAgentCall(call_id, self.faults, self.model, self.voice)
+        call = Call(call_id, key, client, pc, agent)
+
+        @pc.on("datachannel")
+        def _channel(channel) -> None:
+            if channel.label == "oai-events":
+                agent.attach_channel(channel)
+
+        @pc.on("track")
+        def _track(track) -> None:
+            if track.kind == "audio":
+                agent.spawn(agent.consume(track), "consume")
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.end(call_id, reason=pc.connectionState)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            if not any(t.kind == "audio" for t in pc.getTransceivers()):
+                raise ValueError("the offer has no audio section")
+            pc.addTrack(agent.track)
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:  # noqa: BLE001 - any bad offer is the caller's 400
+            await pc.close()
+            await agent.close()
+            raise CallError(400, f"cannot use this SDP offer: {str(exc)[:200] or type(exc).__name__}",
+                            "invalid_sdp") from None
+        install_media_faults(pc, self.faults)
+        self.calls[call_id] = call
+        self.on_call()
+        log.info("call %s from %s: answered", call_id, client)
+        sdp = pc.localDescription.sdp
+        if self.faults.answer_shape == "openai_docs":
+            sdp = docs_shaped(sdp)
+        return call_id, sdp
+
+    async def end(self, call_id: str, reason: str = "hangup") -> bool:
+        call = self.calls.pop(call_id, None)
+        if call is None or call.ended:
+            return False
+        call.ended = True
+        if reason in ("failed", "closed", "caller_silent"):
+            self.on_drop()
+        await call.agent.close()
+        with contextlib.suppress(Exception):
+            await call.pc.close()
+        log.info("call %s ended after %.1fs (%s, %d turns)", call_id, time.monotonic() - call.started, reason,
+                 call.agent.turns)
+        return True
+
+    def start_reaper(self) -> None:
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap(), name="call-reaper")
+
+    async def _reap(self) -> None:
+        """A caller that vanished without closing: no inbound audio for idle_timeout_s."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for call in list(self.calls.values()):
+                if now - call.agent.last_rx > self.idle_timeout_s and now - call.started > self.idle_timeout_s:
+                    await self.end(call.id, reason="caller_silent")
+
+    async def close_pc(self, call_id: str | None = None) -> int:
+        """Fault: close peer connections abruptly (as a crashing server would)."""
+        targets = [c for c in self.calls.values() if call_id in (None, c.id)]
+        for call in targets:
+            await call.pc.close()
+        return len(targets)
+
+    def close_dc(self, call_id: str | None = None) -> int:
+        n = 0
+        for call in self.calls.values():
+            if call_id in (None, call.id) and call.agent.dc is not None:
+                call.agent.dc.close()
+                n += 1
+        return n
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        for call_id in list(self.calls):
+            await self.end(call_id, reason="shutdown")

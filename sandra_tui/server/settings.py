@@ -1,0 +1,53 @@
+"""Settings of `sandra-tui serve`, from flags and environment (never from the client's config)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8750
+    upstream: str = "local"  # local | openai
+    faults: bool = False
+    model: str = "gpt-realtime"
+    voice: str = "marin"
+    token_ttl_s: int = 600
+    metrics_token_grace_s: int = 86400  # a call's key may still post metrics this long after expiry
+    max_calls_per_client: int = 4
+    tokens_per_min_per_client: int = 120
+    max_body_bytes: int = 64 * 1024
+    openai_base_url: str = "https://api.openai.com"
+    openai_api_key: str | None = field(default=None, repr=False)
+    turn_urls: list[str] = field(default_factory=list)
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_ttl_s: int = 3600
+    cors_origins: set[str] = field(default_factory=set)
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("sandra-tui")))
+    metrics_admin_token: str | None = field(default=None, repr=False)
+    idle_call_timeout_s: float = 15.0  # no inbound RTP for this long: the client is gone
+
+    @classmethod
+    def from_env(cls, env=None, **overrides) -> "ServerSettings":
+        env = os.environ if env is None else env
+        s = cls(**overrides)
+        s.openai_api_key = env.get("OPENAI_API_KEY") or None
+        s.openai_base_url = env.get("SANDRA_OPENAI_BASE_URL", s.openai_base_url).rstrip("/")
+        s.turn_secret = env.get("SANDRA_TURN_SECRET") or None
+        urls = env.get("SANDRA_TURN_URLS") or env.get("SANDRA_TURN_URL") or ""
+        s.turn_urls = [u.strip() for u in urls.split(",") if u.strip()]
+        if env.get("SANDRA_TURN_TTL"):
+            s.turn_ttl_s = int(env["SANDRA_TURN_TTL"])
+        origins = env.get("SANDRA_CORS_ORIGINS", "")
+        s.cors_origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
+        s.database_url = env.get("SANDRA_DATABASE_URL") or None
+        s.metrics_admin_token = env.get("SANDRA_METRICS_ADMIN_TOKEN") or None
+        if env.get("SANDRA_DATA_DIR"):
+            s.data_dir = Path(env["SANDRA_DATA_DIR"])
+        return s
