@@ -59,3 +59,13 @@ def postgres_server():
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def agent_server(tmp_path):
+    """The real backend app (`sandra-tui serve --faults`) in-process on a free loopback port."""
+    from tests.agent_server import AgentServer
+
+    server = await AgentServer(tmp_path / "serve-data").start()
+    yield server
+    await server.stop()

@@ -96,6 +96,7 @@ class LocalAgentCall:
         self._last_item: str | None = None
         self._reply: dict | None = None  # the response in progress
         self._reply_task: asyncio.Task | None = None
+        self._audio_reply: dict | None = None  # the reply whose audio is leaving now
         self.turns = 0
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -273,17 +274,21 @@ class LocalAgentCall:
         item = self._assistant_item(reply, "incomplete", reply["sent"])
         self.send("response.done", response=self._response(reply, "cancelled", [item]))
         if reply["audio_started"]:
+            self._audio_reply = None
             self.send("output_audio_buffer.cleared", response_id=reply["id"])
         log.info("call %s: reply cancelled (%s)", self.call_id, why)
 
     def _on_audio_started(self) -> None:
         if self._reply is not None:
             self._reply["audio_started"] = True
+            self._audio_reply = self._reply
             self.send("output_audio_buffer.started", response_id=self._reply["id"])
 
     def _on_audio_drained(self) -> None:
-        if self._reply is not None and self._reply["audio_started"]:
-            self.send("output_audio_buffer.stopped", response_id=self._reply["id"])
+        # The reply may be done already (response.done comes before the last audio leaves).
+        reply, self._audio_reply = self._audio_reply, None
+        if reply is not None:
+            self.send("output_audio_buffer.stopped", response_id=reply["id"])
 
     # -- client events ---------------------------------------------------------------------------
     def on_client_event(self, raw) -> None:

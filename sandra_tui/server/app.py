@@ -40,6 +40,8 @@ FAULTS = web.AppKey("faults", Faults)
 CALLS = web.AppKey("calls", CallRegistry)
 TOKENS = web.AppKey("tokens", TokenStore)
 METRICS = web.AppKey("metrics", MetricsApi)
+TOKEN_LIMITER = web.AppKey("token_limiter", SlidingWindowLimiter)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -76,7 +78,7 @@ async def _json_body(request: web.Request) -> dict:
 async def token(request: web.Request) -> web.Response:
     s, faults, tokens = request.app[SETTINGS], request.app[FAULTS], request.app[TOKENS]
     client = request.remote or "?"
-    wait = request.app["token_limiter"].check(client)
+    wait = request.app[TOKEN_LIMITER].check(client)
     if wait is not None:
         return json_error(429, "too many token requests", "rate_limited", {"Retry-After": str(int(wait) + 1)})
     if faults.token_status:
@@ -96,7 +98,7 @@ async def token(request: web.Request) -> web.Response:
         if not s.openai_api_key:
             return json_error(503, "the server has no OPENAI_API_KEY", "upstream_not_configured")
         try:
-            data = await mint_client_secret(request.app["http"], s.openai_base_url, s.openai_api_key, s.model,
+            data = await mint_client_secret(request.app[HTTP], s.openai_base_url, s.openai_api_key, s.model,
                                             s.voice, s.token_ttl_s)
         except UpstreamError as exc:
             headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
@@ -223,7 +225,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app[CALLS] = CallRegistry(app[FAULTS], s.model, s.voice, s.max_calls_per_client, s.idle_call_timeout_s,
                               on_call=prom.calls.inc, on_drop=prom.drops.inc)
     prom.active_calls.set_function(lambda: len(app[CALLS].calls))
-    app["token_limiter"] = SlidingWindowLimiter(s.tokens_per_min_per_client)
+    app[TOKEN_LIMITER] = SlidingWindowLimiter(s.tokens_per_min_per_client)
     storage = open_storage(s.database_url, s.data_dir / "metrics.db")
     metrics = MetricsApi(storage, app[TOKENS].session_of,
                          MetricsSettings(cors_origins=s.cors_origins, admin_token=s.metrics_admin_token), prom)
@@ -239,12 +241,12 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         app.router.add_delete("/_faults", faults_delete)
 
     async def startup(app: web.Application) -> None:
-        app["http"] = aiohttp.ClientSession()
+        app[HTTP] = aiohttp.ClientSession()
         app[CALLS].start_reaper()
 
     async def cleanup(app: web.Application) -> None:
         await app[CALLS].close()
-        await app["http"].close()
+        await app[HTTP].close()
 
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)

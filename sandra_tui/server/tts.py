@@ -8,6 +8,7 @@ import shutil
 import wave
 
 import numpy as np
+import soxr  # imported here, not in the worker thread: concurrent imports race in CPython 3.11's compiler
 
 SAMPLE_RATE = 48000
 
@@ -16,7 +17,7 @@ def available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-async def speak(text: str, voice: str = "en", words_per_minute: int = 190) -> np.ndarray | None:
+async def speak(text: str, voice: str = "en", words_per_minute: int = 260) -> np.ndarray | None:
     """int16 mono at 48 kHz, or None when espeak-ng is missing or fails."""
     exe = shutil.which("espeak-ng")
     if exe is None:
@@ -24,15 +25,19 @@ async def speak(text: str, voice: str = "en", words_per_minute: int = 190) -> np
     proc = await asyncio.create_subprocess_exec(
         exe, "-v", voice, "-s", str(words_per_minute), "--stdout", text,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    data, _ = await proc.communicate()
+    try:
+        data, _ = await proc.communicate()
+    except asyncio.CancelledError:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
     if proc.returncode != 0 or not data:
         return None
     return await asyncio.to_thread(_decode_wav, data)
 
 
 def _decode_wav(data: bytes) -> np.ndarray:
-    import soxr
-
     # espeak-ng writes a streaming WAV whose size fields may be 0/garbage: read frames leniently.
     with wave.open(io.BytesIO(data)) as wav:
         rate = wav.getframerate()

@@ -1,0 +1,34 @@
+"""Validate Realtime events against the official openai SDK's models, one precise error per
+event (the SDK's unions are rebuilt as discriminated TypeAdapters, as the protocol notes say)."""
+
+from __future__ import annotations
+
+import typing
+from functools import lru_cache
+from typing import Annotated, Union
+
+from pydantic import Field, TypeAdapter
+
+
+def _members(union) -> list:
+    args = typing.get_args(union)
+    if args and typing.get_origin(args[0]) is Union:
+        args = typing.get_args(args[0])
+    return [a for a in args if "type" in getattr(a, "model_fields", {})]
+
+
+@lru_cache(maxsize=2)
+def _adapter(kind: str) -> TypeAdapter:
+    import openai.types.realtime as realtime
+
+    union = realtime.RealtimeServerEvent if kind == "server" else realtime.RealtimeClientEvent
+    members = tuple(_members(union))
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])
+
+
+def validate_server_event(event: dict):
+    return _adapter("server").validate_python(event)
+
+
+def validate_client_event(event: dict):
+    return _adapter("client").validate_python(event)
