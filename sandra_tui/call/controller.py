@@ -52,6 +52,7 @@ log = logging.getLogger("sandra_tui.call")
 latency_log = logging.getLogger("sandra_tui.latency")
 
 POLL_S = 0.25  # watchdog / stats poll
+DC_CLOSE_GRACE_S = 0.2
 QUALITY_EVERY = 4  # polls per quality event (1 s)
 REPLY_AUDIO_DBFS = -50.0  # a reply frame louder than this is "audio"
 RESEED_MESSAGES = 10  # history items replayed into a new session after a reconnect
@@ -108,6 +109,7 @@ class CallController:
         self._reply_item: str | None = None
         self._reply_started_frames = 0
         self._pending_sends: list[dict] = []
+        self._timers: list[asyncio.TimerHandle] = []
         self.audio.output_listeners.append(self._on_output_frame)
         self.audio.level_listeners.append(self._on_levels)
 
@@ -289,7 +291,10 @@ class CallController:
         assert self._dead is not None
         return await self._dead
 
-    def _mark_dead(self, reason: str) -> None:
+    def _mark_dead(self, reason: str, dead: asyncio.Future | None = None) -> None:
+        """Declare the current path dead (or only the attempt whose future is `dead`)."""
+        if dead is not None and dead is not self._dead:
+            return  # a late signal from an attempt already torn down
         if self._dead is not None and not self._dead.done():
             log.info("path dead: %s", reason)
             self._dead.set_result(reason)
@@ -339,6 +344,7 @@ class CallController:
         )
         self._pc = pc = RTCPeerConnection(rtc)
         PEER_CONNECTIONS.add(pc)
+        dead = self._dead
         connected = asyncio.get_running_loop().create_future()
 
         @pc.on("connectionstatechange")
@@ -350,7 +356,7 @@ class CallController:
                 reason = "ice_failed" if pc.iceConnectionState == "failed" else f"pc_{state}"
                 if not connected.done():
                     connected.set_exception(_PathDead(reason))
-                self._mark_dead(reason)
+                self._mark_dead(reason, dead)
 
         @pc.on("track")
         def _on_track(track) -> None:
@@ -361,7 +367,10 @@ class CallController:
         dc = self._dc = pc.createDataChannel("oai-events")
         dc_open = asyncio.get_running_loop().create_future()
         dc.on("open", lambda: dc_open.done() or dc_open.set_result(True))
-        dc.on("close", lambda: self._mark_dead("datachannel_closed"))
+        # A closing peer connection closes its channel first: wait a moment so the reason names
+        # the cause (pc_closed) rather than the symptom.
+        dc.on("close", lambda: self._timers.append(asyncio.get_running_loop().call_later(
+            DC_CLOSE_GRACE_S, self._mark_dead, "datachannel_closed", dead)))
         dc.on("message", self._on_message)
         pc.addTransceiver(self.audio.new_mic_track(), direction="sendrecv")
 
@@ -389,6 +398,9 @@ class CallController:
         self._watchdog = asyncio.create_task(self._watch(pc), name="sandra-watchdog")
 
     async def _teardown(self, hangup: bool = False) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
             watchdog.cancel()
@@ -411,7 +423,8 @@ class CallController:
     async def _watch(self, pc: RTCPeerConnection) -> None:
         """Declare the path dead after `watchdog_ms` without inbound RTP (aiortc's own consent
         check takes ~30 s and ends in "closed"); publish quality once a second."""
-        limit = self.config.reconnect.watchdog_ms / 1000
+        # Declared dead within watchdog_ms of the last packet, poll granularity included.
+        limit = max(POLL_S, self.config.reconnect.watchdog_ms / 1000 - 2 * POLL_S)
         last_count, last_rx, polls = -1, time.monotonic(), 0
         seen = False
         while True:
@@ -427,9 +440,6 @@ class CallController:
             idle = now - last_rx
             if (seen and idle >= limit) or (not seen and idle >= max(limit, self.config.backend.connect_timeout_s)):
                 self._mark_dead("media_timeout")
-                return
-            if self._dc is not None and self._dc.readyState in ("closing", "closed"):
-                self._mark_dead("datachannel_closed")
                 return
             polls += 1
             if polls % QUALITY_EVERY == 0:
