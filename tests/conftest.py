@@ -69,3 +69,45 @@ async def agent_server(tmp_path):
     server = await AgentServer(tmp_path / "serve-data").start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="session")
+def coturn():
+    """coturn on loopback with long-term credentials (tests.coturn.USER / PASSWORD)."""
+    import shutil
+
+    from tests.coturn import Coturn
+
+    require(shutil.which("turnserver") is not None, "coturn (apt install coturn)")
+    server = Coturn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def coturn_rest():
+    """coturn on loopback with REST credentials (use-auth-secret)."""
+    import shutil
+
+    from tests.coturn import Coturn
+
+    require(shutil.which("turnserver") is not None, "coturn (apt install coturn)")
+    server = Coturn(secret="rest-shared-secret").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def silent_udp():
+    from tests.coturn import SilentUdp
+
+    sockets = []
+
+    def make():
+        s = SilentUdp()
+        sockets.append(s)
+        return s
+
+    yield make
+    for s in sockets:
+        s.close()
