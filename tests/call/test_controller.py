@@ -295,3 +295,41 @@ async def test_mute_and_push_to_talk_gate_the_uplink():
     controller.talk(True)
     assert controller.audio.sending()
     await controller.close()
+
+
+async def test_six_silent_stun_servers_still_connect_under_a_second(agent_server, coturn, silent_udp, leak_check):
+    from sandra_tui.call.probe_adapter import make_probe
+
+    silent = [silent_udp().stun_url for _ in range(6)]
+    cfg = make_config(agent_server.url)
+    cfg.ice.stun = silent + [coturn.stun_url]
+    controller = CallController(cfg, probe=make_probe())
+    rec = Recorder(controller)
+    started = time.monotonic()
+    await controller.start()
+    _, t_connected = await rec.wait_state(CallState.CONNECTED)
+    assert t_connected - started < 1.0, t_connected - started
+    print(f"connected in {(t_connected - started) * 1000:.0f} ms with six silent STUN servers first")
+    assert [s.url for s in controller.plan.servers] == [coturn.stun_url]
+    await controller.close()
+
+
+async def test_relay_only_fallback_through_coturn(agent_server, coturn, leak_check):
+    from sandra_tui.call.probe_adapter import make_probe
+    from sandra_tui.config.model import TurnServer
+    from tests.coturn import PASSWORD, USER
+
+    cfg = make_config(agent_server.url, base_delay_ms=100)
+    cfg.ice.turn = [TurnServer(url=coturn.turn_url, username=USER, credential=PASSWORD)]
+    controller = CallController(cfg, probe=make_probe())
+    rec = Recorder(controller)
+    await controller.start()
+    await rec.wait_state(CallState.CONNECTED)
+    assert not controller.plan.relay_only
+    n = len(rec.events)
+    controller._mark_dead("ice_failed")  # as if ICE had failed on host candidates
+    await rec.wait_state(CallState.CONNECTED, after=n, timeout=10)
+    assert controller.plan.relay_only
+    gatherer = controller._pc.getTransceivers()[0].sender.transport.transport.iceGatherer
+    assert {c.type for c in gatherer.getLocalCandidates()} == {"relay"}  # media goes through coturn
+    await controller.close()
