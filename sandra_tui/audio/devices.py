@@ -1,0 +1,81 @@
+"""Audio devices through PortAudio (sounddevice), with plain errors when there is no audio."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+
+
+class AudioUnavailable(Exception):
+    """No PortAudio library or no usable device: the call can still run as text only."""
+
+
+@dataclass
+class Device:
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    default_input: bool = False
+    default_output: bool = False
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as exc:  # the PortAudio shared library is missing
+        raise AudioUnavailable(f"PortAudio is not installed ({exc}); install libportaudio2") from None
+    return sounddevice
+
+
+def list_devices() -> list[Device]:
+    sd = _sounddevice()
+    try:
+        raw = sd.query_devices()
+        hostapis = sd.query_hostapis()
+        default_in, default_out = sd.default.device
+    except Exception as exc:  # noqa: BLE001 - PortAudio reports many things as generic errors
+        raise AudioUnavailable(f"cannot list audio devices: {exc}") from None
+    out = []
+    for index, info in enumerate(raw):
+        out.append(Device(index, info["name"], hostapis[info["hostapi"]]["name"], info["max_input_channels"],
+                          info["max_output_channels"], info["default_samplerate"],
+                          index == default_in, index == default_out))
+    return out
+
+
+def find_device(devices: list[Device], wanted: str, kind: str) -> Device | None:
+    """By index or by (part of the) name, among devices that have `kind` (input|output) channels."""
+    usable = [d for d in devices if (d.max_input_channels if kind == "input" else d.max_output_channels) > 0]
+    if not wanted:
+        return next((d for d in usable if (d.default_input if kind == "input" else d.default_output)),
+                    usable[0] if usable else None)
+    if wanted.isdigit():
+        return next((d for d in usable if d.index == int(wanted)), None)
+    lowered = wanted.lower()
+    return next((d for d in usable if d.name.lower() == lowered), None) or \
+        next((d for d in usable if lowered in d.name.lower()), None)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        devices = list_devices()
+    except AudioUnavailable as exc:
+        print(f"sandra-tui devices: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([asdict(d) for d in devices], indent=2))
+        return 0
+    if not devices:
+        print("no audio devices found")
+        return 1
+    for d in devices:
+        marks = ("in" if d.max_input_channels else "  ") + ("/out" if d.max_output_channels else "    ")
+        default = " (default input)" if d.default_input else ""
+        default += " (default output)" if d.default_output else ""
+        print(f"{d.index:>3}  {marks}  {d.name} [{d.hostapi}]{default}")
+    return 0
