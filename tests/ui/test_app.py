@@ -1,0 +1,77 @@
+"""The TUI end to end against the real controller and agent app on loopback."""
+
+import asyncio
+
+from textual.widgets import Input
+
+from sandra_tui.call.controller import CallController
+from sandra_tui.call.events import CallState
+from sandra_tui.config.model import Config
+from sandra_tui.ui.app import SandraApp
+from sandra_tui.ui.widgets.call_pane import CallPane
+from sandra_tui.ui.widgets.transcript import Transcript
+
+
+def controller_for(url: str) -> CallController:
+    return CallController(Config(backend={"url": url}, ice={"stun": []}, telemetry={"enabled": False}))
+
+
+async def wait_until(predicate, pilot, timeout=15.0):
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_connect_type_and_hang_up(agent_server):
+    controller = controller_for(agent_server.url)
+    app = SandraApp(controller)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(lambda: controller.state == CallState.CONNECTED, pilot)
+        app.query_one(Input).value = "hello from the pilot"
+        await pilot.press("enter")
+        await wait_until(lambda: len(controller.history) == 2 and controller.history.messages()[1].final, pilot,
+                         timeout=20)
+        await pilot.pause(0.3)
+        transcript = app.query_one(Transcript)
+        assert transcript.message_count() == 2
+        assert "connected" in str(app.query_one(CallPane).render())
+        await pilot.press("f3")
+        assert controller.audio.muted
+        await pilot.press("f2")
+        await wait_until(lambda: controller.state == CallState.ENDED, pilot)
+        await pilot.press("f7")
+        assert len(controller.history) == 0
+        await pilot.press("ctrl+q")
+    assert agent_server.calls == {}
+
+
+async def test_transcript_never_shows_more_than_fifty(agent_server):
+    controller = controller_for(agent_server.url)
+    app = SandraApp(controller, autostart=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        transcript = app.query_one(Transcript)
+        for i in range(500):
+            controller.history.add("user", f"question {i}")
+            controller.history.add("assistant", f"answer {i}")
+            if i % 50 == 0:
+                transcript.sync()
+                await pilot.pause()
+        transcript.sync()
+        await pilot.pause(0.2)
+        assert transcript.message_count() == 50
+        assert "answer 499" in str(transcript.query("Static").last().render())
+        await controller.close()
+
+
+async def test_failed_state_shows_reason_and_retry_hint():
+    controller = CallController(Config(backend={"url": "http://127.0.0.1:9"}, ice={"stun": []},
+                                       reconnect={"max_attempts": 0}, telemetry={"enabled": False}))
+    app = SandraApp(controller)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(lambda: controller.state == CallState.FAILED, pilot)
+        await pilot.pause(0.3)
+        text = str(app.query_one(CallPane).render())
+        assert "backend_unreachable" in text and "F2" in text
+        await controller.close()
