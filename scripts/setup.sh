@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-run}
 
 run_pkgs=(libportaudio2 python3 python3-venv python3-dev)
-test_pkgs=(pulseaudio pulseaudio-utils libasound2-plugins coturn espeak-ng sox libsox-fmt-all iproute2 util-linux tmux
+test_pkgs=(pulseaudio pulseaudio-utils libasound2-plugins coturn espeak-ng sox libsox-fmt-all iproute2 util-linux tmux wrk curl
            librsvg2-bin fonts-firacode postgresql)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")

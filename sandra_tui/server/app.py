@@ -228,7 +228,9 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app[TOKEN_LIMITER] = SlidingWindowLimiter(s.tokens_per_min_per_client)
     storage = open_storage(s.database_url, s.data_dir / "metrics.db")
     metrics = MetricsApi(storage, app[TOKENS].session_of,
-                         MetricsSettings(cors_origins=s.cors_origins, admin_token=s.metrics_admin_token), prom)
+                         MetricsSettings(per_client_per_min=s.metrics_per_client_per_min,
+                                         global_per_min=s.metrics_global_per_min,
+                                         cors_origins=s.cors_origins, admin_token=s.metrics_admin_token), prom)
     app[METRICS] = metrics
     metrics.install(app)
     app.router.add_post("/api/sandra/token", token)

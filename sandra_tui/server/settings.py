@@ -32,6 +32,8 @@ class ServerSettings:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("sandra-tui")))
     metrics_admin_token: str | None = field(default=None, repr=False)
     idle_call_timeout_s: float = 15.0  # no inbound RTP for this long: the client is gone
+    metrics_per_client_per_min: int = 1000  # the guide's limit, per key and per address
+    metrics_global_per_min: int = 200_000
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "ServerSettings":
@@ -48,6 +50,10 @@ class ServerSettings:
         s.cors_origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
         s.database_url = env.get("SANDRA_DATABASE_URL") or None
         s.metrics_admin_token = env.get("SANDRA_METRICS_ADMIN_TOKEN") or None
+        if env.get("SANDRA_METRICS_RATE_PER_MIN"):
+            s.metrics_per_client_per_min = int(env["SANDRA_METRICS_RATE_PER_MIN"])
+        if env.get("SANDRA_METRICS_GLOBAL_PER_MIN"):
+            s.metrics_global_per_min = int(env["SANDRA_METRICS_GLOBAL_PER_MIN"])
         if env.get("SANDRA_DATA_DIR"):
             s.data_dir = Path(env["SANDRA_DATA_DIR"])
         return s
