@@ -261,3 +261,26 @@ def test_serve_refuses_openai_without_key(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sandra_tui", "serve", "--upstream", "openai", "--port", "0"],
                        capture_output=True, text=True, env=env, timeout=20)
     assert r.returncode == 2 and "OPENAI_API_KEY" in r.stderr
+
+
+async def test_local_client_secrets_mirror_and_hangup(agent_server):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(agent_server.url + "/v1/realtime/client_secrets",
+                             json={"expires_after": {"anchor": "created_at", "seconds": 30},
+                                   "session": {"type": "realtime", "model": "gpt-realtime"}}) as r:
+            assert r.status == 200
+            data = await r.json()
+        assert data["value"].startswith("ek_") and data["session"]["model"] == "gpt-realtime"
+        assert 25 <= data["expires_at"] - time.time() <= 31
+    c = RawClient(agent_server.url)
+    await c.connect()
+    try:
+        async with c.http.post(agent_server.url + c.call_url + "/hangup",
+                               headers={"Authorization": "Bearer ek_someone_else"}) as r:
+            assert r.status == 401
+        async with c.http.post(agent_server.url + c.call_url + "/hangup",
+                               headers={"Authorization": f"Bearer {c.token['value']}"}) as r:
+            assert r.status == 200
+        await agent_server.wait_calls(0)
+    finally:
+        await c.close()
