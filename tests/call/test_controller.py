@@ -333,3 +333,16 @@ async def test_relay_only_fallback_through_coturn(agent_server, coturn, leak_che
     gatherer = controller._pc.getTransceivers()[0].sender.transport.transport.iceGatherer
     assert {c.type for c in gatherer.getLocalCandidates()} == {"relay"}  # media goes through coturn
     await controller.close()
+
+
+async def test_embedded_agent_is_started_and_stopped(leak_check):
+    cfg = Config(ice={}, telemetry={"enabled": False})  # default backend: embedded; default STUN list
+    controller = CallController(cfg)
+    rec = Recorder(controller)
+    await controller.start()
+    await rec.wait_state(CallState.CONNECTED, timeout=20)
+    assert controller.backend_base.startswith("http://127.0.0.1:")
+    assert controller.plan.servers == []  # a loopback agent needs no STUN: the public list is not used
+    proc = controller._embedded._proc
+    await controller.close()
+    assert proc.returncode is not None
