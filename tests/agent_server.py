@@ -16,6 +16,7 @@ from aiohttp import web
 
 from sandra_tui.server.app import CALLS, create_app
 from sandra_tui.server.settings import ServerSettings
+from tests.helpers import serve_app, stop_process
 
 
 class AgentServer:
@@ -28,11 +29,7 @@ class AgentServer:
         self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> "AgentServer":
-        self.runner = web.AppRunner(self.app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.runner, self.url = await serve_app(self.app)
         self._http = aiohttp.ClientSession()
         return self
 
@@ -100,13 +97,7 @@ class ServeProcess:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

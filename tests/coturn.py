@@ -71,13 +71,9 @@ class Coturn:
         return f"turn:127.0.0.1:{self.port}?transport=tcp"
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from tests.helpers import stop_process
+
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from sandra_tui.protocol.pacing import FramePacer
 from tests.realtime_schema import validate_server_event
 
 RATE, FRAME = 48000, 960
@@ -32,8 +33,7 @@ class QueueTrack(MediaStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self.pending = np.zeros(0, dtype=np.int16)
-        self._start = None
-        self._pts = 0
+        self._pacer = FramePacer()
 
     def say(self, samples: np.ndarray) -> None:
         self.pending = np.concatenate([self.pending, samples.astype(np.int16)])
@@ -41,19 +41,13 @@ class QueueTrack(MediaStreamTrack):
     async def recv(self):
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += FRAME
-            wait = self._start + self._pts / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        pts = await self._pacer.next()
         chunk = self.pending[:FRAME]
         self.pending = self.pending[FRAME:]
         out = np.zeros(FRAME, dtype=np.int16)
         out[: len(chunk)] = chunk
         frame = av.AudioFrame.from_ndarray(out.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = RATE, self._pts, fractions.Fraction(1, RATE)
+        frame.sample_rate, frame.pts, frame.time_base = RATE, pts, fractions.Fraction(1, RATE)
         return frame
 
 

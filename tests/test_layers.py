@@ -60,4 +60,4 @@ def test_the_check_catches_a_violation(tmp_path, monkeypatch):
     import sys
 
     monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "sandra_tui")
-    assert violations("call") == [f"sandra_tui/call/x.py imports textual.app"]
+    assert violations("call") == ["sandra_tui/call/x.py imports textual.app"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import wave
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from sandra_tui.audio.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, make_frame
+from sandra_tui.protocol.pacing import FramePacer
 
 
 class Source:
@@ -76,27 +75,18 @@ class MicTrack(MediaStreamTrack):
         self._source = source
         self._gate = gate  # callable -> True when audio may go out (mute / push-to-talk)
         self._on_frame = on_frame
-        self._start: float | None = None
-        self._pts = 0
+        self._pacer = FramePacer()
 
     async def recv(self):
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += FRAME_SAMPLES
-            wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.2:  # we fell far behind (suspended loop): restart the clock
-                self._start = time.monotonic() - self._pts / SAMPLE_RATE
+        pts = await self._pacer.next()
         samples = self._source.read()
         if self._gate is not None and not self._gate():
             samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         if self._on_frame is not None:
             self._on_frame(samples)
-        return make_frame(samples, self._pts)
+        return make_frame(samples, pts)
 
 
 FRAME_SECONDS = FRAME_MS / 1000

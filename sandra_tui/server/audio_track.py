@@ -6,14 +6,14 @@ from a dead one by inbound RTP alone.
 
 from __future__ import annotations
 
-import asyncio
 import fractions
-import time
 from collections import deque
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from sandra_tui.protocol.pacing import FramePacer
 
 SAMPLE_RATE = 48000
 FRAME = 960
@@ -26,8 +26,7 @@ class AgentAudioTrack(MediaStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self._frames: deque[np.ndarray] = deque()
-        self._start: float | None = None
-        self._pts = 0
+        self._pacer = FramePacer()
         self.on_started = None  # called when queued speech starts leaving
         self.on_drained = None  # called when the queue empties after speech
         self._playing = False
@@ -57,13 +56,7 @@ class AgentAudioTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += FRAME
-            wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        pts = await self._pacer.next()
         if self._frames:
             samples = self._frames.popleft()
             if not self._playing:
@@ -78,7 +71,7 @@ class AgentAudioTrack(MediaStreamTrack):
                     self.on_drained()
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
+        frame.pts = pts
         frame.time_base = TIME_BASE
         self.frames_sent += 1
         return frame

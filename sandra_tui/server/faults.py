@@ -1,7 +1,31 @@
-"""Fault injection for `serve --faults`: switched on and off at run time through /_faults.
+"""Fault injection for `serve --faults`, switched on and off at run time (also mid-call).
 
-Media faults act on the DTLS transport's RTP send path (drop, jitter, stop); "path_dead"
-also silences STUN and SCTP, so the client sees a peer that vanished without a word.
+Admin API (registered only with --faults; answers loopback clients only, 403 otherwise):
+
+    GET    /_faults                      -> {"faults": {...}, "calls": [call ids]}
+    POST   /_faults {"media_stopped": true, ...}
+                                         -> {"faults": {...}, "affected": n}; unknown keys or bad
+                                            values: 400 and nothing changes
+    POST   /_faults {"action": "close_pc" | "close_dc", "call_id"?: "rtc_..."}
+                                         -> closes the peer connection / data channel of one call
+                                            (or of every call); "affected" counts them
+    DELETE /_faults                      -> everything back to normal
+
+Switches (all global; they apply to running calls at once):
+    media_stopped   no RTP/RTCP leaves the server (the call looks alive on the data channel)
+    stun_stopped    the server stops answering (and sending) STUN, i.e. consent checks fail
+    path_dead       nothing at all leaves the server: RTP, RTCP, STUN, SCTP (a vanished peer)
+    rtp_drop        fraction 0..1 of outgoing RTP packets dropped (RTCP is kept)
+    rtp_jitter_ms   each outgoing RTP packet delayed by a random 0..N ms (so also reordered)
+    token_status    401 | 403 | 429 | 500 | 503: the token endpoint answers this (null: normal)
+    retry_after_s   Retry-After of an injected 429/503
+    answer_delay_ms the SDP answer waits this long
+    answer_shape    "full" | "openai_docs" (ICE/DTLS attributes only in the first m-section)
+    agent_mode      "reply" | "echo" (play the caller's own audio straight back)
+    seed            seeds the drop/jitter random generator (reproducible tests)
+
+Media faults act on the DTLS transport's outgoing paths (`RTCDtlsTransport._send_rtp`, which
+RTCRtpSender uses for RTP and RTCP, and `_send_data` for SCTP) and on aioice's STUN protocols.
 """
 
 from __future__ import annotations
@@ -10,24 +34,27 @@ import asyncio
 import random
 from dataclasses import asdict, dataclass, fields
 
+MAX_JITTER_MS = 2000
+
 
 @dataclass
 class Faults:
-    media_stopped: bool = False  # no RTP/RTCP leaves the server
-    path_dead: bool = False  # nothing at all leaves the server (RTP, RTCP, STUN, SCTP)
-    rtp_drop: float = 0.0  # fraction of outgoing RTP packets dropped
-    rtp_jitter_ms: float = 0.0  # each RTP packet delayed by a random 0..N ms
-    token_status: int | None = None  # 401 | 429 | 500: the token endpoint answers this
-    retry_after_s: int = 2  # with token_status 429
-    answer_delay_ms: int = 0  # the SDP answer waits this long
-    answer_shape: str = "full"  # full | openai_docs (ICE/DTLS attributes only in the first section)
-    agent_mode: str = "reply"  # reply | echo (play the user's audio straight back)
+    media_stopped: bool = False
+    stun_stopped: bool = False
+    path_dead: bool = False
+    rtp_drop: float = 0.0
+    rtp_jitter_ms: float = 0.0
+    token_status: int | None = None
+    retry_after_s: int = 2
+    answer_delay_ms: int = 0
+    answer_shape: str = "full"
+    agent_mode: str = "reply"
     seed: int | None = None
 
     def update(self, data: dict) -> list[str]:
-        """Apply a JSON patch; return the errors (unknown keys, bad values)."""
+        """Apply a JSON patch; return the errors (unknown keys, bad values). All or nothing."""
         errors = []
-        known = {f.name: f for f in fields(self)}
+        known = {f.name for f in fields(self)}
         for key, value in data.items():
             if key not in known:
                 errors.append(f"unknown fault {key!r}")
@@ -40,19 +67,36 @@ class Faults:
                 setattr(self, key, value)
         return errors
 
+    def reset(self, **defaults) -> None:
+        fresh = Faults(**defaults)
+        for f in fields(self):
+            setattr(self, f.name, getattr(fresh, f.name))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def active(self) -> dict:
+        """The switches that differ from normal, for log lines."""
+        normal = Faults(agent_mode=self.agent_mode).to_dict()
+        return {k: v for k, v in self.to_dict().items() if v != normal[k]}
+
+
+def _number(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
 
 def _check(key: str, value) -> str | None:
-    if key in ("media_stopped", "path_dead"):
+    if key in ("media_stopped", "stun_stopped", "path_dead"):
         return None if isinstance(value, bool) else "expected true or false"
     if key == "rtp_drop":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-        return None if ok else "expected a fraction from 0 to 1"
-    if key in ("rtp_jitter_ms", "answer_delay_ms", "retry_after_s"):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 60000
-        return None if ok else "expected a number of ms/s from 0 to 60000"
+        return None if _number(value, 0, 1) else "expected a fraction from 0 to 1"
+    if key == "rtp_jitter_ms":
+        return None if _number(value, 0, MAX_JITTER_MS) else f"expected a number of ms from 0 to {MAX_JITTER_MS}"
+    if key == "answer_delay_ms":
+        return None if _number(value, 0, 60000) else "expected a number of ms from 0 to 60000"
+    if key == "retry_after_s":
+        return None if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3600 \
+            else "expected whole seconds from 0 to 3600"
     if key == "token_status":
         return None if value in (None, 401, 403, 429, 500, 503) else "expected null, 401, 403, 429, 500 or 503"
     if key == "answer_shape":
@@ -60,67 +104,109 @@ def _check(key: str, value) -> str | None:
     if key == "agent_mode":
         return None if value in ("reply", "echo") else "expected 'reply' or 'echo'"
     if key == "seed":
-        return None if value is None or isinstance(value, int) else "expected an integer"
-    return None
+        return None if value is None or (isinstance(value, int) and not isinstance(value, bool)) \
+            else "expected an integer"
+    return "not switchable"
 
 
 def _is_rtcp(data: bytes) -> bool:
     return len(data) > 1 and 192 <= data[1] <= 223
 
 
-def install_media_faults(pc, faults: Faults) -> None:
-    """Wrap the peer connection's outgoing paths so the faults apply to this call."""
-    rng = random.Random(faults.seed)
-    for transceiver in pc.getTransceivers():
-        dtls = transceiver.sender.transport
-        if dtls is None or getattr(dtls, "_sandra_faults", False):
-            continue
-        dtls._sandra_faults = True
-        original_rtp = dtls._send_rtp
-        original_data = dtls._send_data
+class MediaFaults:
+    """The fault hooks of one peer connection; `close()` drops the packets still held back."""
 
-        async def send_rtp(data: bytes, _orig=original_rtp) -> None:
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.rng = random.Random(faults.seed)
+        self._seed = faults.seed
+        self.pending: set[asyncio.Task] = set()
+
+    def install(self, pc) -> "MediaFaults":
+        for transceiver in pc.getTransceivers():
+            self._wrap_dtls(transceiver.sender.transport)
+        sctp = pc.sctp
+        if sctp is not None:
+            self._wrap_dtls(sctp.transport)
+        return self
+
+    def _random(self) -> float:
+        if self.faults.seed != self._seed:  # a new seed switched on: restart the sequence
+            self._seed = self.faults.seed
+            self.rng.seed(self._seed)
+        return self.rng.random()
+
+    def _wrap_dtls(self, dtls) -> None:
+        if dtls is None or getattr(dtls, "_sandra_faults", False):
+            return
+        dtls._sandra_faults = True
+        faults = self.faults
+        original_rtp, original_data = dtls._send_rtp, dtls._send_data
+
+        async def send_rtp(data: bytes) -> None:
             if faults.path_dead or faults.media_stopped:
                 return
             if _is_rtcp(data):
-                await _orig(data)
+                await original_rtp(data)
                 return
-            if faults.rtp_drop and rng.random() < faults.rtp_drop:
+            if faults.rtp_drop and self._random() < faults.rtp_drop:
                 return
             if faults.rtp_jitter_ms:
-                delay = rng.random() * faults.rtp_jitter_ms / 1000
-
-                async def later() -> None:
-                    await asyncio.sleep(delay)
-                    try:
-                        await _orig(data)
-                    except Exception:  # noqa: BLE001 - the call may have ended meanwhile
-                        pass
-
-                asyncio.ensure_future(later())
+                self._later(self._random() * faults.rtp_jitter_ms / 1000, original_rtp, data)
                 return
-            await _orig(data)
+            await original_rtp(data)
 
-        async def send_data(data: bytes, _orig=original_data) -> None:
+        async def send_data(data: bytes) -> None:
             if faults.path_dead:
                 return
-            await _orig(data)
+            await original_data(data)
 
         dtls._send_rtp = send_rtp
         dtls._send_data = send_data
-        _silence_stun(dtls.transport, faults)
+        self._wrap_ice(dtls.transport)
 
+    def _later(self, delay: float, send, data: bytes) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await send(data)
+            except Exception:  # noqa: BLE001 - the call may have ended meanwhile
+                pass
 
-def _silence_stun(ice_transport, faults: Faults) -> None:
-    """With path_dead, the ICE agent stops answering connectivity (consent) checks."""
-    connection = getattr(ice_transport, "_connection", None)
-    if connection is None:
-        return
-    original = connection.request_received
+        task = asyncio.ensure_future(run())
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
-    def request_received(message, addr, protocol, _orig=original) -> None:
-        if faults.path_dead:
+    def _wrap_ice(self, ice_transport) -> None:
+        connection = getattr(ice_transport, "_connection", None)
+        if connection is None or getattr(connection, "_sandra_faults", False):
             return
-        _orig(message, addr, protocol)
+        connection._sandra_faults = True
+        faults = self.faults
+        original = connection.request_received
 
-    connection.request_received = request_received
+        def request_received(message, addr, protocol) -> None:
+            if faults.path_dead or faults.stun_stopped:
+                return  # no answer to connectivity / consent checks
+            original(message, addr, protocol)
+
+        connection.request_received = request_received
+        for protocol in list(getattr(connection, "_protocols", [])):
+            send_stun = protocol.send_stun
+
+            def quiet_send_stun(message, addr, _send=send_stun) -> None:
+                if faults.path_dead or faults.stun_stopped:
+                    return  # our own consent checks stay home too
+                _send(message, addr)
+
+            protocol.send_stun = quiet_send_stun
+
+    def close(self) -> None:
+        for task in list(self.pending):
+            task.cancel()
+        self.pending.clear()
+
+
+def install_media_faults(pc, faults: Faults) -> MediaFaults:
+    """Wrap the peer connection's outgoing paths so the faults apply to this call."""
+    return MediaFaults(faults).install(pc)

@@ -11,6 +11,7 @@ from aiohttp import web
 from sandra_tui.call.controller import CallController, open_peer_connections
 from sandra_tui.call.events import CallState, LatencySample, ReconnectAttempt, StateChanged, Transcript
 from sandra_tui.config.model import Config
+from tests.helpers import serve_routes
 
 
 def make_config(url: str, **reconnect) -> Config:
@@ -245,14 +246,7 @@ async def garbage_backend(kind: str):
     async def calls(request):
         return web.Response(status=201, text="v=0\r\ngarbage\r\n", content_type="application/sdp")
 
-    app = web.Application()
-    app.router.add_post("/api/sandra/token", token)
-    app.router.add_post("/calls", calls)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    return await serve_routes(("POST", "/api/sandra/token", token), ("POST", "/calls", calls))
 
 
 @pytest.mark.parametrize("kind", ["json", "sdp"])

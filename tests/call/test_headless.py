@@ -46,7 +46,7 @@ def test_headless_call_prints_json_events_and_exits_zero(serve, tmp_path):
 def test_headless_call_failure_exits_non_zero(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[backend]\nurl = \"http://127.0.0.1:9\"\n[ice]\nstun = []\n"
-                   "[reconnect]\nmax_attempts = 1\nbase_delay_ms = 10\n[telemetry]\nenabled = false\n")
+                   "[reconnect]\nmax_attempts = 1\nbase_delay_ms = 10\njitter = 0.0\n[telemetry]\nenabled = false\n")
     r = call("call", "--headless", "--duration", "10", config=cfg)
     assert r.returncode == 1
     events = [json.loads(line) for line in r.stdout.splitlines()]

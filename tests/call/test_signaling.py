@@ -10,17 +10,11 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from sandra_tui.call import signaling
 from sandra_tui.call.signaling import SignalingError, Token
+from tests.helpers import serve_routes
 
 
 async def serve(handler):
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    return runner, f"http://127.0.0.1:{port}"
+    return await serve_routes(("*", "/{tail:.*}", handler))
 
 
 @pytest.mark.parametrize(

@@ -161,7 +161,7 @@ def test_secret_never_in_repr_logs_or_errors(tmp_config, caplog):
     with pytest.raises(ConfigError) as info:
         parse_config(tmp_config.read_text(), tmp_config)
     assert SECRET not in str(info.value)
-    tmp_config.write_text(f'[[ice.turn]]\nurl = "turn:x.example"\ncredential = 12345678\n')
+    tmp_config.write_text('[[ice.turn]]\nurl = "turn:x.example"\ncredential = 12345678\n')
     with pytest.raises(ConfigError) as info:
         parse_config(tmp_config.read_text(), tmp_config)
     assert "12345678" not in str(info.value)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sandra_tui.server.metrics.api import MetricsApi, MetricsSettings
 from sandra_tui.server.metrics.storage import PostgresStorage, SqliteStorage
+from tests.helpers import serve_app
 
 TOKENS = {"tok_a": "sess_a", "tok_b": "sess_b"}
 ORIGIN = "https://widget.example"
@@ -39,11 +40,7 @@ class Server:
     async def __aenter__(self):
         app = web.Application()
         self.api.install(app)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.runner, self.url = await serve_app(app)
         self.http = aiohttp.ClientSession()
         return self
 

@@ -11,7 +11,8 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.agent_server import ServeProcess
-from tests.rtc_client import RawClient, tone
+from tests.helpers import serve_routes
+from tests.rtc_client import RawClient
 
 
 async def connected_client(server) -> RawClient:
@@ -204,13 +205,7 @@ async def fake_openai(received: list, status: int = 200):
         return web.json_response({"value": "ek_from_openai_123456", "expires_at": int(time.time()) + 600,
                                   "session": {"type": "realtime"}})
 
-    app = web.Application()
-    app.router.add_post("/v1/realtime/client_secrets", client_secrets)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    return await serve_routes(("POST", "/v1/realtime/client_secrets", client_secrets))
 
 
 @pytest.mark.parametrize("upstream_status,expected", [(200, 200), (401, 502), (429, 429), (500, 502)])

@@ -1,6 +1,5 @@
 """The TUI end to end against the real controller and agent app on loopback."""
 
-import asyncio
 
 from textual.widgets import Input
 

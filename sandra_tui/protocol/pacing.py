@@ -1,0 +1,29 @@
+"""Wall-clock pacing of 20 ms audio frames for outgoing tracks (aiortc's sender pulls as fast
+as recv() returns, so recv() must wait for real time)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+SAMPLE_RATE = 48000
+FRAME_SAMPLES = 960
+
+
+class FramePacer:
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self.pts = 0
+
+    async def next(self) -> int:
+        """Wait until the next frame is due; return its pts (in 1/48000 s)."""
+        if self._start is None:
+            self._start = time.monotonic()
+            return self.pts
+        self.pts += FRAME_SAMPLES
+        wait = self._start + self.pts / SAMPLE_RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        elif wait < -0.2:  # far behind (a suspended loop): restart the clock rather than burst
+            self._start = time.monotonic() - self.pts / SAMPLE_RATE
+        return self.pts

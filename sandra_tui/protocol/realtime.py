@@ -1,0 +1,105 @@
+"""Names and shapes shared by the Sandra backend (`sandra-tui serve`) and its clients.
+
+Backend HTTP API
+----------------
+``POST /api/sandra/token`` (TOKEN_PATH), optional JSON body ``{"session_id": str, "reconnect": bool}``
+-> 200 with a :class:`TokenResponse`::
+
+    {"value": "ek_...",              # short-lived key: `Authorization: Bearer <value>` on realtime_url
+     "expires_at": 1767225600,        # unix seconds
+     "realtime_url": "http://127.0.0.1:8750/v1/realtime/calls",   # absolute; POST the SDP offer here
+     "model": "gpt-realtime",
+     "ice_servers": [{"urls": ["turn:host:3478?transport=udp"], "username": "...", "credential": "..."}],
+     "session_id": "sess_..."}       # the client's own id when it sent a valid one
+
+``ice_servers`` is ``[]`` when the backend has nothing to offer (e.g. a loopback agent); TURN
+entries carry coturn REST credentials (username ``<expiry>:<session>``). With ``--upstream openai``
+``realtime_url`` is OpenAI's ``/v1/realtime/calls`` and ``value`` an OpenAI ``ek_`` key.
+
+``POST {realtime_url}`` with ``Content-Type: application/sdp`` and the offer as the body ->
+``201`` with the answer SDP and ``Location: /v1/realtime/calls/{call_id}``.
+``POST /v1/realtime/calls/{call_id}/hangup`` with the same bearer key ends the call.
+
+Every error is JSON ``{"error": {"message", "type", "code"}}`` (see :func:`error_body`); 429 and
+some 5xx carry ``Retry-After`` (seconds).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+TOKEN_PATH = "/api/sandra/token"
+CALLS_PATH = "/v1/realtime/calls"
+CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
+FAULTS_PATH = "/_faults"
+DATA_CHANNEL_LABEL = "oai-events"
+
+
+class IceServer(TypedDict):
+    urls: list[str]
+    username: NotRequired[str]
+    credential: NotRequired[str]
+
+
+class TokenResponse(TypedDict):
+    value: str
+    expires_at: int
+    realtime_url: str
+    model: str
+    ice_servers: list[IceServer]
+    session_id: str
+
+
+ErrorType = Literal["invalid_request_error", "rate_limit_error", "server_error", "authentication_error"]
+
+
+def error_body(message: str, code: str, type_: str = "invalid_request_error") -> dict:
+    """The OpenAI error object: ``{"error": {"message", "type", "code"}}``."""
+    return {"error": {"message": message, "type": type_, "code": code}}
+
+
+# Client -> server events (GA names) the local agent understands.
+CLIENT_EVENTS = frozenset({
+    "session.update",
+    "conversation.item.create",
+    "conversation.item.truncate",
+    "conversation.item.delete",
+    "conversation.item.retrieve",
+    "response.create",
+    "response.cancel",
+    "output_audio_buffer.clear",
+    "input_audio_buffer.clear",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.append",  # WebSocket only: over WebRTC the audio is RTP; answered with an error
+})
+
+# Server -> client events (GA names) the local agent emits.
+SERVER_EVENTS = frozenset({
+    "session.created",
+    "session.updated",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.committed",
+    "input_audio_buffer.cleared",
+    "conversation.item.added",
+    "conversation.item.done",
+    "conversation.item.deleted",
+    "conversation.item.retrieved",
+    "conversation.item.truncated",
+    "conversation.item.input_audio_transcription.completed",
+    "response.created",
+    "response.output_item.added",
+    "response.output_item.done",
+    "response.content_part.added",
+    "response.content_part.done",
+    "response.output_audio_transcript.delta",
+    "response.output_audio_transcript.done",
+    "response.output_audio.done",
+    "response.done",
+    "output_audio_buffer.started",
+    "output_audio_buffer.stopped",
+    "output_audio_buffer.cleared",
+    "error",
+})
+
+RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete", "in_progress")

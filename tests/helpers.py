@@ -1,0 +1,34 @@
+"""Small helpers shared by the tests: an aiohttp app on a free loopback port, stopping a child."""
+
+from __future__ import annotations
+
+import subprocess
+
+from aiohttp import web
+
+
+async def serve_app(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+
+async def serve_routes(*routes: tuple[str, str, object]) -> tuple[web.AppRunner, str]:
+    """serve_routes(("POST", "/path", handler), ...)"""
+    app = web.Application()
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    return await serve_app(app)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
