@@ -340,3 +340,22 @@ async def test_embedded_agent_is_started_and_stopped(leak_check):
     proc = controller._embedded._proc
     await controller.close()
     assert proc.returncode is not None
+
+
+@pytest.mark.parametrize("stable_after_s,expected_attempt", [(0.5, 1), (600, 2)])
+async def test_counter_resets_only_after_a_stable_call(agent_server, leak_check, stable_after_s, expected_attempt):
+    controller, rec = await start(agent_server.url, base_delay_ms=100, stable_after_s=stable_after_s)
+    try:
+        await agent_server.action("close_pc")
+        first, _ = await rec.wait(lambda e: isinstance(e, ReconnectAttempt))
+        assert first.attempt == 1
+        n = len(rec.events)
+        await rec.wait_state(CallState.CONNECTED, after=n)
+        await asyncio.sleep(1.0)
+        n = len(rec.events)
+        await agent_server.action("close_pc")
+        second, _ = await rec.wait(lambda e: isinstance(e, ReconnectAttempt), after=n)
+        assert second.attempt == expected_attempt  # a flapping link does not get fresh attempts
+        await rec.wait_state(CallState.CONNECTED, after=n)
+    finally:
+        await controller.close()

@@ -279,3 +279,23 @@ async def test_local_client_secrets_mirror_and_hangup(agent_server):
         await agent_server.wait_calls(0)
     finally:
         await c.close()
+
+
+async def test_token_carries_turn_rest_credentials_that_coturn_accepts(tmp_path, coturn_rest):
+    from sandra_tui.config.probe import ProbeTarget, probe_servers
+    from tests.agent_server import AgentServer
+
+    server = AgentServer(tmp_path, turn_secret="rest-shared-secret", turn_urls=[coturn_rest.turn_url],
+                         turn_ttl_s=600)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(server.url + "/api/sandra/token", json={"session_id": "sess_abc"}) as r:
+                token = await r.json()
+    finally:
+        await server.stop()
+    entry, = token["ice_servers"]
+    expiry, user = entry["username"].split(":")
+    assert user == "sess_abc" and 590 <= int(expiry) - time.time() <= 601
+    result, = await probe_servers([ProbeTarget(entry["urls"][0], entry["username"], entry["credential"])], 0.5)
+    assert result.reachable, result.error
