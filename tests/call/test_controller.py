@@ -108,6 +108,8 @@ async def test_dead_media_detected_within_two_seconds_and_recovered(agent_server
         assert (attempt.attempt, attempt.max, attempt.delay_ms, attempt.reason) == (1, 5, 1000, "media_timeout")
         _, t_connected = await rec.wait_state(CallState.CONNECTED, timeout=10, after=n)
         assert t_connected - fault_at < 2.0 + 1.0 + 1.0, t_connected - fault_at
+        print(f"dead path: reconnect_attempt after {(t_attempt - fault_at) * 1000:.0f} ms, "
+              f"connected again after {(t_connected - fault_at) * 1000:.0f} ms")
         assert "Reconnection attempt 1/5. Retrying in 1000ms. Reason: media_timeout" in caplog.text
         assert "Reconnection successful!" in caplog.text
         assert any(e.name == "reconnect_total" for e in rec.of(LatencySample))
