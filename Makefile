@@ -1,5 +1,5 @@
 # Shortcuts for the README's two commands (scripts/run.sh, scripts/test.sh) and friends.
-.PHONY: run test setup screenshots bench clean
+.PHONY: run test setup screenshots bench bench-full clean
 
 run:
 	scripts/run.sh
@@ -13,8 +13,11 @@ setup:
 screenshots: setup
 	.venv/bin/python -m sandra_tui.ui.screenshots screenshots
 
-bench: setup
-	.venv/bin/python -m bench --quick
+bench:
+	scripts/bench.sh --quick
+
+bench-full:
+	scripts/bench.sh --full
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache
