@@ -1,5 +1,5 @@
 # Shortcuts for the README's two commands (scripts/run.sh, scripts/test.sh) and friends.
-.PHONY: run test setup screenshots bench bench-full clean
+.PHONY: run test setup bench bench-full clean
 
 run:
 	scripts/run.sh
@@ -9,9 +9,6 @@ test:
 
 setup:
 	scripts/setup.sh test
-
-screenshots: setup
-	.venv/bin/python -m sandra_tui.ui.screenshots screenshots
 
 bench:
 	scripts/bench.sh --quick
