@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="who answers calls: the local Sandra stand-in or OpenAI (needs OPENAI_API_KEY)")
     p.add_argument("--faults", action="store_true", help="enable the fault-injection admin endpoint (loopback only)")
     p.add_argument("--ready-file", metavar="PATH", help="write the listening URL to PATH once serving")
+    p.add_argument("--agent-mode", choices=["reply", "echo"], default=None,
+                   help="local agent: speak a reply (default) or echo the caller's speech back (latency tests)")
+    p.add_argument("--turn-url", action="append", metavar="URL",
+                   help="TURN/STUN URL handed to clients (repeatable; default $SANDRA_TURN_URLS); "
+                        "turn: URLs get REST credentials from $SANDRA_TURN_SECRET")
+    p.add_argument("--turn-ttl", type=int, metavar="S", help="TURN credential lifetime (default $SANDRA_TURN_TTL or 3600)")
+    p.add_argument("--token-ttl", type=int, metavar="S", help="client key lifetime, 10-7200 (default 600)")
+    p.add_argument("--max-calls-per-client", type=int, metavar="N", help="concurrent calls per client address (default 4)")
     p.set_defaults(handler=_lazy("sandra_tui.server.main:run"))
 
     p = sub.add_parser("call", help="place a call without the TUI")

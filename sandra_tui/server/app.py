@@ -1,18 +1,24 @@
-"""The `sandra-tui serve` application.
+"""The `sandra-tui serve` application: `create_app(settings) -> web.Application`.
 
-Routes
+Routes (shapes in sandra_tui/protocol/realtime.py)
 - POST /api/sandra/token -> {"value", "expires_at", "realtime_url", "model", "ice_servers", "session_id"}
   Body (optional JSON): {"session_id": "<the client's call id>", "reconnect": bool}. The key is
   short-lived; `realtime_url` is where the client posts its SDP offer with `Authorization:
-  Bearer <value>`. `ice_servers` holds TURN REST credentials when SANDRA_TURN_SECRET is set.
-- POST /v1/realtime/calls (local upstream): SDP offer in, 201 + answer SDP + Location out.
-- POST /v1/realtime/calls/{id}/hangup, POST /v1/realtime/client_secrets (local mirror).
+  Bearer <value>`. `ice_servers` holds TURN REST credentials when SANDRA_TURN_SECRET is set,
+  and is [] otherwise. Per client address: at most `tokens_per_min_per_client` keys a minute.
+- POST /v1/realtime/calls (local agent): Bearer key, application/sdp offer in, 201 + answer SDP +
+  `Location: /v1/realtime/calls/{call_id}` out. At most `max_calls_per_client` calls at once.
+- POST /v1/realtime/calls/{call_id}/hangup (same key), POST /v1/realtime/client_secrets (a local
+  mirror of OpenAI's key minting; loopback only).
 - /api/sandra/metrics, /metrics, /healthz: see metrics/api.py.
-- /_faults (GET, POST, DELETE), only with --faults and only from loopback.
+- /_faults (GET, POST, DELETE): only with --faults and only from loopback; see faults.py.
+
+Every error is `{"error": {"message", "type", "code"}}`; bodies over 64 KiB get 413.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -21,19 +27,20 @@ import time
 import aiohttp
 from aiohttp import web
 
+from sandra_tui import secrets
+from sandra_tui.protocol.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
 from sandra_tui.server.calls import CallError, CallRegistry
-from sandra_tui.server.errors import json_error, json_errors
+from sandra_tui.server.errors import ErrorLog, json_error, json_errors
 from sandra_tui.server.faults import Faults
 from sandra_tui.server.metrics.api import MetricsApi, MetricsSettings, Prom
 from sandra_tui.server.metrics.ratelimit import SlidingWindowLimiter
 from sandra_tui.server.metrics.storage import open_storage
 from sandra_tui.server.settings import ServerSettings
-from sandra_tui.server.tokens import TokenStore, turn_rest_credentials
+from sandra_tui.server.tokens import TokenStore
 from sandra_tui.server.upstream_openai import UpstreamError, mint_client_secret
 
 log = logging.getLogger("sandra_tui.server")
-CALLS_PATH = "/v1/realtime/calls"
-OPENAI_CALLS_URL = "/v1/realtime/calls"
+OPENAI_CALLS_URL = CALLS_PATH
 
 SETTINGS = web.AppKey("settings", ServerSettings)
 FAULTS = web.AppKey("faults", Faults)
@@ -46,7 +53,9 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 
 def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
-    return header[7:].strip() or None if header.startswith("Bearer ") else None
+    if header[:7].lower() != "bearer ":
+        return None
+    return header[7:].strip() or None
 
 
 def _is_loopback(request: web.Request) -> bool:
@@ -54,6 +63,12 @@ def _is_loopback(request: web.Request) -> bool:
         return ipaddress.ip_address(request.remote or "").is_loopback
     except ValueError:
         return False
+
+
+def _bad_json(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                                         "code": "invalid_json"}}),
+                              content_type="application/json")
 
 
 async def _json_body(request: web.Request) -> dict:
@@ -65,62 +80,58 @@ async def _json_body(request: web.Request) -> dict:
     try:
         data = json.loads(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": {"message": "invalid JSON body", "type":
-                                 "invalid_request_error", "code": "invalid_json"}}),
-                                 content_type="application/json") from None
+        raise _bad_json("invalid JSON body") from None
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": {"message": "the body must be a JSON object",
-                                 "type": "invalid_request_error", "code": "invalid_json"}}),
-                                 content_type="application/json")
+        raise _bad_json("the body must be a JSON object")
     return data
 
 
 async def token(request: web.Request) -> web.Response:
     s, faults, tokens = request.app[SETTINGS], request.app[FAULTS], request.app[TOKENS]
-    client = request.remote or "?"
-    wait = request.app[TOKEN_LIMITER].check(client)
+    wait = request.app[TOKEN_LIMITER].check(request.remote or "?")
     if wait is not None:
-        return json_error(429, "too many token requests", "rate_limited", {"Retry-After": str(int(wait) + 1)})
+        return json_error(429, "too many token requests from this address", "rate_limit_exceeded",
+                          {"Retry-After": str(int(wait) + 1)})
     if faults.token_status:
         status = faults.token_status
-        headers = {"Retry-After": str(int(faults.retry_after_s))} if status == 429 else None
-        return json_error(status, f"injected fault: token endpoint answers {status}", "injected_fault", headers)
+        headers = {"Retry-After": str(int(faults.retry_after_s))} if status in (429, 503) else None
+        code = {401: "invalid_api_key", 403: "forbidden", 429: "rate_limit_exceeded"}.get(status, "injected_fault")
+        return json_error(status, f"injected fault: the token endpoint answers {status}", code, headers)
     body = await _json_body(request)
-    session_id = body.get("session_id") if isinstance(body.get("session_id"), str) else None
+    wanted = body.get("session_id") if isinstance(body.get("session_id"), str) else None
     reconnect = body.get("reconnect") is True
-    if reconnect:
-        request.app[METRICS].prom.reconnects.inc()
-    ice_servers = []
-    if s.turn_secret and s.turn_urls:
-        username, credential = turn_rest_credentials(s.turn_secret, session_id or "sandra", s.turn_ttl_s)
-        ice_servers.append({"urls": s.turn_urls, "username": username, "credential": credential})
     if s.upstream == "openai":
         if not s.openai_api_key:
             return json_error(503, "the server has no OPENAI_API_KEY", "upstream_not_configured")
         try:
             data = await mint_client_secret(request.app[HTTP], s.openai_base_url, s.openai_api_key, s.model,
-                                            s.voice, s.token_ttl_s)
+                                            s.voice, s.token_ttl_s, timeout_s=s.upstream_timeout_s)
         except UpstreamError as exc:
             headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
-            log.warning("token: upstream error %s (%s)", exc.status, exc.code)
             return json_error(exc.status, str(exc), exc.code, headers)
-        value, expires_at = data["value"], float(data.get("expires_at") or time.time() + s.token_ttl_s)
-        _, issued = tokens.mint(session_id, reconnect)  # a session id of our own for metrics
-        tokens.remember(value, issued.session_id, expires_at)
+        value = data["value"]
+        expires_at = data.get("expires_at")
+        if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
+            expires_at = time.time() + s.token_ttl_s
+        _, issued = tokens.mint(wanted, reconnect)  # a session id of our own, for metrics
+        tokens.remember(value, issued.session_id, float(expires_at))
         realtime_url = s.openai_base_url + OPENAI_CALLS_URL
-        session_id = issued.session_id
     else:
-        value, issued = tokens.mint(session_id, reconnect)
-        expires_at, session_id = issued.expires_at, issued.session_id
+        value, issued = tokens.mint(wanted, reconnect)
+        expires_at = issued.expires_at
         realtime_url = str(request.url.origin()) + CALLS_PATH
+    if reconnect:
+        request.app[METRICS].prom.reconnects.inc()
     return web.json_response({"value": value, "expires_at": int(expires_at), "realtime_url": realtime_url,
-                              "model": s.model, "ice_servers": ice_servers, "session_id": session_id})
+                              "model": s.model, "ice_servers": s.ice_servers(issued.session_id),
+                              "session_id": issued.session_id})
 
 
 async def create_call(request: web.Request) -> web.Response:
     tokens, calls, faults = request.app[TOKENS], request.app[CALLS], request.app[FAULTS]
     key = _bearer(request)
-    if tokens.check(key) is None:
+    issued = tokens.check(key)
+    if issued is None:
         return json_error(401, "missing, invalid or expired key", "invalid_api_key")
     if request.content_type != "application/sdp":
         return json_error(415, "Content-Type must be application/sdp", "unsupported_media_type")
@@ -132,13 +143,10 @@ async def create_call(request: web.Request) -> web.Response:
     if not offer.startswith("v=0"):
         return json_error(400, "the body is not an SDP offer", "invalid_sdp")
     if faults.answer_delay_ms:
-        import asyncio
-
         await asyncio.sleep(faults.answer_delay_ms / 1000)
     try:
-        call_id, answer = await calls.answer(offer, key, request.remote or "?")
+        call_id, answer = await calls.answer(offer, key, request.remote or "?", issued.session_id)
     except CallError as exc:
-        log.warning("call refused: %s", exc)
         return json_error(exc.status, str(exc), exc.code)
     return web.Response(status=201, text=answer, content_type="application/sdp",
                         headers={"Location": f"{CALLS_PATH}/{call_id}"})
@@ -162,16 +170,17 @@ async def client_secrets(request: web.Request) -> web.Response:
         return json_error(403, "only from loopback", "forbidden")
     body = await _json_body(request)
     ttl = request.app[SETTINGS].token_ttl_s
-    expires = body.get("expires_after") or {}
-    if isinstance(expires, dict) and isinstance(expires.get("seconds"), int):
-        ttl = max(10, min(7200, expires["seconds"]))
-    tokens = request.app[TOKENS]
-    old_ttl, tokens.ttl_s = tokens.ttl_s, ttl
-    try:
-        value, issued = tokens.mint()
-    finally:
-        tokens.ttl_s = old_ttl
-    session = body.get("session") if isinstance(body.get("session"), dict) else {"type": "realtime"}
+    expires = body.get("expires_after")
+    if expires is not None:
+        seconds = expires.get("seconds") if isinstance(expires, dict) else None
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 10 <= seconds <= 7200:
+            return json_error(400, "expires_after.seconds must be an integer from 10 to 7200", "invalid_value")
+        ttl = seconds
+    session = body.get("session", {"type": "realtime"})
+    if not isinstance(session, dict):
+        return json_error(400, "session must be an object", "invalid_type")
+    value, issued = request.app[TOKENS].mint(ttl_s=ttl)
+    session = {"type": "realtime", "model": request.app[SETTINGS].model, **session}
     return web.json_response({"value": value, "expires_at": int(issued.expires_at), "session": session})
 
 
@@ -189,6 +198,10 @@ async def faults_post(request: web.Request) -> web.Response:
     calls, faults = request.app[CALLS], request.app[FAULTS]
     action = body.pop("action", None)
     call_id = body.pop("call_id", None)
+    if action not in (None, "close_pc", "close_dc"):
+        return json_error(400, "action must be close_pc or close_dc", "invalid_fault")
+    if call_id is not None and call_id not in calls.calls:
+        return json_error(404, "no such call", "call_not_found")
     errors = faults.update(body)
     if errors:
         return json_error(400, "; ".join(errors), "invalid_fault")
@@ -197,11 +210,9 @@ async def faults_post(request: web.Request) -> web.Response:
         affected = await calls.close_pc(call_id)
     elif action == "close_dc":
         affected = calls.close_dc(call_id)
-    elif action is not None:
-        return json_error(400, "action must be close_pc or close_dc", "invalid_fault")
     if body or action:
-        log.warning("faults now %s%s", {k: v for k, v in faults.to_dict().items() if v not in (None, False, 0, 0.0)},
-                    f", action {action} on {affected} call(s)" if action else "")
+        log.warning("faults now %s%s", faults.active() or "off",
+                    f"; {action} on {affected} call(s)" if action else "")
     return web.json_response({"faults": faults.to_dict(), "affected": affected})
 
 
@@ -209,21 +220,22 @@ async def faults_delete(request: web.Request) -> web.Response:
     if not _is_loopback(request):
         return json_error(403, "the fault endpoint answers loopback only", "forbidden")
     faults = request.app[FAULTS]
-    fresh = Faults()
-    for key, value in fresh.to_dict().items():
-        setattr(faults, key, value)
+    faults.reset(agent_mode=request.app[SETTINGS].agent_mode)
+    log.warning("faults off")
     return web.json_response({"faults": faults.to_dict()})
 
 
 def create_app(settings: ServerSettings | None = None) -> web.Application:
     s = settings or ServerSettings()
-    app = web.Application(client_max_size=s.max_body_bytes, middlewares=[json_errors])
+    secrets.register(s.openai_api_key)  # masked in every log line, should one ever carry it
+    secrets.register(s.turn_secret)
+    app = web.Application(client_max_size=s.max_body_bytes, middlewares=[json_errors(ErrorLog(log))])
     app[SETTINGS] = s
-    app[FAULTS] = Faults()
+    app[FAULTS] = Faults(agent_mode=s.agent_mode)
     app[TOKENS] = TokenStore(s.token_ttl_s, s.metrics_token_grace_s)
     prom = Prom()
     app[CALLS] = CallRegistry(app[FAULTS], s.model, s.voice, s.max_calls_per_client, s.idle_call_timeout_s,
-                              on_call=prom.calls.inc, on_drop=prom.drops.inc)
+                              on_call=prom.calls.inc, on_drop=prom.drops.inc, max_calls=s.max_calls)
     prom.active_calls.set_function(lambda: len(app[CALLS].calls))
     app[TOKEN_LIMITER] = SlidingWindowLimiter(s.tokens_per_min_per_client)
     storage = open_storage(s.database_url, s.data_dir / "metrics.db")
@@ -233,14 +245,14 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
                                          cors_origins=s.cors_origins, admin_token=s.metrics_admin_token), prom)
     app[METRICS] = metrics
     metrics.install(app)
-    app.router.add_post("/api/sandra/token", token)
+    app.router.add_post(TOKEN_PATH, token)
     app.router.add_post(CALLS_PATH, create_call)
     app.router.add_post(CALLS_PATH + "/{call_id}/hangup", hangup)
-    app.router.add_post("/v1/realtime/client_secrets", client_secrets)
+    app.router.add_post(CLIENT_SECRETS_PATH, client_secrets)
     if s.faults:
-        app.router.add_get("/_faults", faults_get)
-        app.router.add_post("/_faults", faults_post)
-        app.router.add_delete("/_faults", faults_delete)
+        app.router.add_get(FAULTS_PATH, faults_get)
+        app.router.add_post(FAULTS_PATH, faults_post)
+        app.router.add_delete(FAULTS_PATH, faults_delete)
 
     async def startup(app: web.Application) -> None:
         app[HTTP] = aiohttp.ClientSession()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from sandra_tui.server.agent import LocalAgentCall
-from sandra_tui.server.faults import Faults, install_media_faults
+from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
 
 log = logging.getLogger("sandra_tui.server.calls")
 
@@ -26,8 +26,9 @@ class Call:
     client: str
     pc: RTCPeerConnection
     agent: LocalAgentCall
+    session_id: str = ""
     started: float = field(default_factory=time.monotonic)
-    tasks: set = field(default_factory=set)
+    media_faults: MediaFaults | None = None
     ended: bool = False
     hung_up: bool = False
 
@@ -50,10 +51,12 @@ def docs_shaped(sdp: str) -> str:
 
 class CallRegistry:
     def __init__(self, faults: Faults, model: str, voice: str, max_per_client: int = 4,
-                 idle_timeout_s: float = 15.0, on_call=None, on_drop=None) -> None:
+                 idle_timeout_s: float = 15.0, on_call=None, on_drop=None, max_calls: int = 64) -> None:
         self.faults = faults
         self.model, self.voice = model, voice
         self.max_per_client = max_per_client
+        self.max_calls = max_calls
+        self._opening: dict[str, int] = {}  # calls being answered, per client (they count too)
         self.idle_timeout_s = idle_timeout_s
         self.calls: dict[str, Call] = {}
         self.on_call = on_call or (lambda: None)
@@ -61,15 +64,26 @@ class CallRegistry:
         self._reaper: asyncio.Task | None = None
 
     def per_client(self, client: str) -> int:
-        return sum(1 for c in self.calls.values() if c.client == client)
+        return sum(1 for c in self.calls.values() if c.client == client) + self._opening.get(client, 0)
 
-    async def answer(self, offer_sdp: str, key: str, client: str) -> tuple[str, str]:
+    async def answer(self, offer_sdp: str, key: str, client: str, session_id: str = "") -> tuple[str, str]:
         if self.per_client(client) >= self.max_per_client:
             raise CallError(429, f"at most {self.max_per_client} concurrent calls per client", "too_many_calls")
+        if len(self.calls) + sum(self._opening.values()) >= self.max_calls:
+            raise CallError(503, f"the server is at its limit of {self.max_calls} calls", "server_busy")
+        self._opening[client] = self._opening.get(client, 0) + 1
+        try:
+            return await self._answer(offer_sdp, key, client, session_id)
+        finally:
+            self._opening[client] -= 1
+            if not self._opening[client]:
+                del self._opening[client]
+
+    async def _answer(self, offer_sdp: str, key: str, client: str, session_id: str) -> tuple[str, str]:
         call_id = "rtc_" + secrets.token_hex(12)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         agent = LocalAgentCall(call_id, self.faults, self.model, self.voice)
-        call = Call(call_id, key, client, pc, agent)
+        call = Call(call_id, key, client, pc, agent, session_id)
 
         @pc.on("datachannel")
         def _channel(channel) -> None:
@@ -98,10 +112,10 @@ class CallRegistry:
             await agent.close()
             raise CallError(400, f"cannot use this SDP offer: {str(exc)[:200] or type(exc).__name__}",
                             "invalid_sdp") from None
-        install_media_faults(pc, self.faults)
+        call.media_faults = install_media_faults(pc, self.faults)
         self.calls[call_id] = call
         self.on_call()
-        log.info("call %s from %s: answered", call_id, client)
+        log.debug("call %s from %s: answered", call_id, client)
         sdp = pc.localDescription.sdp
         if self.faults.answer_shape == "openai_docs":
             sdp = docs_shaped(sdp)
@@ -115,10 +129,13 @@ class CallRegistry:
         if reason in ("failed", "closed", "caller_silent"):
             self.on_drop()
         await call.agent.close()
+        if call.media_faults is not None:
+            call.media_faults.close()
         with contextlib.suppress(Exception):
             await call.pc.close()
-        log.info("call %s ended after %.1fs (%s, %d turns)", call_id, time.monotonic() - call.started, reason,
-                 call.agent.turns)
+        log.info("call %s session %s from %s: %.1fs, ended by %s, %d turns, %d frames in, %d error events",
+                 call_id, call.session_id or "-", call.client, time.monotonic() - call.started, reason,
+                 call.agent.turns, call.agent.frames_in, call.agent.errors)
         return True
 
     def start_reaper(self) -> None:

@@ -1,9 +1,14 @@
-"""`sandra-tui serve`: run the backend until SIGINT/SIGTERM."""
+"""`sandra-tui serve`: run the backend until SIGINT/SIGTERM.
+
+Once listening, the base URL (e.g. `http://127.0.0.1:8750`) is written to --ready-file
+(atomically; removed again on exit), so launchers and tests can wait for it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -18,15 +23,37 @@ from sandra_tui.protocol.loopback import is_loopback_host, pin_host_candidates_t
 log = logging.getLogger("sandra_tui.server")
 
 
-async def serve(args: argparse.Namespace, started: float) -> int:
-    from sandra_tui.server.app import create_app
+def settings_from_args(args: argparse.Namespace, env=None):
     from sandra_tui.server.settings import ServerSettings
 
-    settings = ServerSettings.from_env(host=args.host, port=args.port, upstream=args.upstream, faults=args.faults)
+    s = ServerSettings.from_env(env, host=args.host, port=args.port, upstream=args.upstream, faults=args.faults)
+    if getattr(args, "agent_mode", None):
+        s.agent_mode = args.agent_mode
+    if getattr(args, "turn_url", None):
+        s.turn_urls = [u.strip() for u in args.turn_url if u.strip()]
+    if getattr(args, "turn_ttl", None) is not None:
+        s.turn_ttl_s = args.turn_ttl
+    if getattr(args, "token_ttl", None) is not None:
+        s.token_ttl_s = args.token_ttl
+    if getattr(args, "max_calls_per_client", None) is not None:
+        s.max_calls_per_client = max(1, args.max_calls_per_client)
+    return s
+
+
+async def serve(args: argparse.Namespace, started: float) -> int:
+    from sandra_tui.server.app import create_app
+
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"sandra-tui serve: bad setting in the environment: {exc}", file=sys.stderr)
+        return 2
     secrets.register(settings.openai_api_key)
     secrets.register(settings.turn_secret)
-    if settings.upstream == "openai" and not settings.openai_api_key:
-        print("sandra-tui serve: --upstream openai needs OPENAI_API_KEY in the environment", file=sys.stderr)
+    problems = settings.problems()
+    if problems:
+        for problem in problems:
+            print(f"sandra-tui serve: {problem}", file=sys.stderr)
         return 2
     if is_loopback_host(settings.host):
         pin_host_candidates_to_loopback()  # both ends on this machine: keep ICE on 127.0.0.1
@@ -45,19 +72,27 @@ async def serve(args: argparse.Namespace, started: float) -> int:
     port = site._server.sockets[0].getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{port}"
-    if args.ready_file:
-        tmp = Path(args.ready_file + ".tmp")
+    ready = Path(args.ready_file) if args.ready_file else None
+    if ready is not None:
+        tmp = ready.with_name(ready.name + ".tmp")
         tmp.write_text(url + "\n")
-        tmp.replace(args.ready_file)
-    log.warning("serving on %s (upstream %s%s) after %.2fs", url, settings.upstream,
-                ", faults on" if settings.faults else "", time.monotonic() - started)
+        tmp.replace(ready)
+    log.warning("serving on %s (upstream %s%s%s) after %.2fs", url, settings.upstream,
+                ", faults on" if settings.faults else "",
+                ", echo agent" if settings.agent_mode == "echo" else "", time.monotonic() - started)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.warning("shutting down")
-    await runner.cleanup()
+    try:
+        await stop.wait()
+        log.warning("shutting down")
+    finally:
+        await runner.cleanup()
+        if ready is not None:
+            with contextlib.suppress(OSError):
+                if ready.read_text().strip() == url:
+                    ready.unlink()
     return 0
 
 

@@ -20,11 +20,14 @@ class ServerSettings:
     token_ttl_s: int = 600
     metrics_token_grace_s: int = 86400  # a call's key may still post metrics this long after expiry
     max_calls_per_client: int = 4
+    max_calls: int = 64  # all clients together
+    agent_mode: str = "reply"  # reply | echo (the local agent plays the caller's audio back)
+    upstream_timeout_s: float = 10.0
     tokens_per_min_per_client: int = 120
     max_body_bytes: int = 64 * 1024
     openai_base_url: str = "https://api.openai.com"
     openai_api_key: str | None = field(default=None, repr=False)
-    turn_urls: list[str] = field(default_factory=list)
+    turn_urls: list[str] = field(default_factory=list)  # turn:/turns: (REST credentials) and stun: URLs
     turn_secret: str | None = field(default=None, repr=False)
     turn_ttl_s: int = 3600
     cors_origins: set[str] = field(default_factory=set)
@@ -46,6 +49,8 @@ class ServerSettings:
         s.turn_urls = [u.strip() for u in urls.split(",") if u.strip()]
         if env.get("SANDRA_TURN_TTL"):
             s.turn_ttl_s = int(env["SANDRA_TURN_TTL"])
+        if env.get("SANDRA_TOKEN_TTL"):
+            s.token_ttl_s = int(env["SANDRA_TOKEN_TTL"])
         origins = env.get("SANDRA_CORS_ORIGINS", "")
         s.cors_origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
         s.database_url = env.get("SANDRA_DATABASE_URL") or None
@@ -57,3 +62,38 @@ class ServerSettings:
         if env.get("SANDRA_DATA_DIR"):
             s.data_dir = Path(env["SANDRA_DATA_DIR"])
         return s
+
+    def problems(self) -> list[str]:
+        """What keeps these settings from serving, as one-line messages (empty when fine)."""
+        out = []
+        turn = [u for u in self.turn_urls if u.split(":", 1)[0] in ("turn", "turns")]
+        other = [u for u in self.turn_urls if u.split(":", 1)[0] not in ("turn", "turns", "stun")]
+        if other:
+            out.append(f"SANDRA_TURN_URLS: not a turn:, turns: or stun: URL: {other[0]}")
+        if turn and not self.turn_secret:
+            out.append("TURN URLs need SANDRA_TURN_SECRET (coturn use-auth-secret) to mint credentials")
+        if self.turn_secret and not turn:
+            out.append("SANDRA_TURN_SECRET is set but no turn: URL is (SANDRA_TURN_URLS or --turn-url)")
+        if not 60 <= self.turn_ttl_s <= 7 * 86400:
+            out.append("the TURN credential TTL must be 60 s to 7 days")
+        if not 10 <= self.token_ttl_s <= 7200:
+            out.append("the key TTL must be 10 to 7200 s (the Realtime API's bounds)")
+        if self.agent_mode not in ("reply", "echo"):
+            out.append("the agent mode must be reply or echo")
+        if self.upstream == "openai" and not self.openai_api_key:
+            out.append("--upstream openai needs OPENAI_API_KEY in the environment")
+        return out
+
+    def ice_servers(self, user: str, now: float | None = None) -> list[dict]:
+        """The `ice_servers` handed to a client: [] unless TURN/STUN URLs are configured."""
+        from sandra_tui.server.tokens import turn_rest_credentials
+
+        stun = [u for u in self.turn_urls if u.startswith("stun:")]
+        turn = [u for u in self.turn_urls if u.split(":", 1)[0] in ("turn", "turns")]
+        servers: list[dict] = []
+        if turn and self.turn_secret:
+            username, credential = turn_rest_credentials(self.turn_secret, user, self.turn_ttl_s, now)
+            servers.append({"urls": turn, "username": username, "credential": credential})
+        if stun:
+            servers.append({"urls": stun})
+        return servers

@@ -20,6 +20,7 @@ class IssuedKey:
     session_id: str
     expires_at: float
     reconnect: bool = False
+    local: bool = True  # minted here (valid for this server's calls), not upstream
 
 
 class TokenStore:
@@ -29,25 +30,26 @@ class TokenStore:
         self.clock = clock
         self._keys: dict[str, IssuedKey] = {}
 
-    def mint(self, session_id: str | None = None, reconnect: bool = False) -> tuple[str, IssuedKey]:
+    def mint(self, session_id: str | None = None, reconnect: bool = False,
+             ttl_s: int | None = None) -> tuple[str, IssuedKey]:
         self._expire()
         value = "ek_" + secrets.token_urlsafe(24)
         masking.register(value)
         if not session_id or not SESSION_ID.match(session_id):
             session_id = "sess_" + secrets.token_hex(12)
-        issued = IssuedKey(session_id, self.clock() + self.ttl_s, reconnect)
+        issued = IssuedKey(session_id, self.clock() + (self.ttl_s if ttl_s is None else ttl_s), reconnect)
         self._keys[value] = issued
         return value, issued
 
     def remember(self, value: str, session_id: str, expires_at: float) -> None:
         """A key minted upstream (OpenAI): accept it for this server's metrics API."""
         masking.register(value)
-        self._keys[value] = IssuedKey(session_id, expires_at)
+        self._keys[value] = IssuedKey(session_id, expires_at, local=False)
 
     def check(self, value: str | None) -> IssuedKey | None:
-        """A live key (for calls)."""
+        """A live key minted here (for calls to the local agent)."""
         issued = self._keys.get(value or "")
-        if issued is None or issued.expires_at < self.clock():
+        if issued is None or not issued.local or issued.expires_at < self.clock():
             return None
         return issued
 

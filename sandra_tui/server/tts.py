@@ -18,15 +18,19 @@ def available() -> bool:
 
 
 async def speak(text: str, voice: str = "en", words_per_minute: int = 260) -> np.ndarray | None:
-    """int16 mono at 48 kHz, or None when espeak-ng is missing or fails."""
+    """int16 mono at 48 kHz, or None when espeak-ng is missing or fails.
+
+    The text goes in on stdin, never on the command line, so no text can be taken for an option.
+    """
     exe = shutil.which("espeak-ng")
     if exe is None:
         return None
+    words_per_minute = max(80, min(450, int(words_per_minute)))
     proc = await asyncio.create_subprocess_exec(
-        exe, "-v", voice, "-s", str(words_per_minute), "--stdout", text,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        exe, "-v", voice, "-s", str(words_per_minute), "--stdout", "--stdin",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     try:
-        data, _ = await proc.communicate()
+        data, _ = await proc.communicate(text.encode("utf-8", errors="replace"))
     except asyncio.CancelledError:
         if proc.returncode is None:
             proc.kill()

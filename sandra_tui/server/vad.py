@@ -34,6 +34,12 @@ class EnergyVad:
         self.prefix_padding_ms = prefix_padding_ms
         self.silence_duration_ms = max(FRAME_MS, silence_duration_ms)
 
+    def reset(self) -> None:
+        """Forget a turn in progress (input_audio_buffer.clear / commit); the clock keeps running."""
+        self.speaking = False
+        self._loud_run = 0
+        self._quiet_ms = 0
+
     def feed(self, samples: np.ndarray) -> VadEvent | None:
         """One 20 ms frame of int16 mono."""
         self.clock_ms += FRAME_MS
