@@ -235,7 +235,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app[TOKENS] = TokenStore(s.token_ttl_s, s.metrics_token_grace_s)
     prom = Prom()
     app[CALLS] = CallRegistry(app[FAULTS], s.model, s.voice, s.max_calls_per_client, s.idle_call_timeout_s,
-                              on_call=prom.calls.inc, on_drop=prom.drops.inc, max_calls=s.max_calls)
+                              on_call=prom.calls.inc, on_drop=prom.drops.inc, max_calls=s.max_calls,
+                              connect_timeout_s=s.connect_timeout_s)
     prom.active_calls.set_function(lambda: len(app[CALLS].calls))
     app[TOKEN_LIMITER] = SlidingWindowLimiter(s.tokens_per_min_per_client)
     storage = open_storage(s.database_url, s.data_dir / "metrics.db")

@@ -29,6 +29,7 @@ class Call:
     session_id: str = ""
     started: float = field(default_factory=time.monotonic)
     media_faults: MediaFaults | None = None
+    connected: bool = False
     ended: bool = False
     hung_up: bool = False
 
@@ -51,13 +52,15 @@ def docs_shaped(sdp: str) -> str:
 
 class CallRegistry:
     def __init__(self, faults: Faults, model: str, voice: str, max_per_client: int = 4,
-                 idle_timeout_s: float = 15.0, on_call=None, on_drop=None, max_calls: int = 64) -> None:
+                 idle_timeout_s: float = 15.0, on_call=None, on_drop=None, max_calls: int = 64,
+                 connect_timeout_s: float = 10.0) -> None:
         self.faults = faults
         self.model, self.voice = model, voice
         self.max_per_client = max_per_client
         self.max_calls = max_calls
         self._opening: dict[str, int] = {}  # calls being answered, per client (they count too)
         self.idle_timeout_s = idle_timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self.calls: dict[str, Call] = {}
         self.on_call = on_call or (lambda: None)
         self.on_drop = on_drop or (lambda: None)
@@ -97,6 +100,9 @@ class CallRegistry:
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
+            if pc.connectionState == "connected":
+                call.connected = True
+                agent.last_rx = time.monotonic()
             if pc.connectionState in ("failed", "closed"):
                 await self.end(call_id, reason=pc.connectionState)
 
@@ -126,7 +132,7 @@ class CallRegistry:
         if call is None or call.ended:
             return False
         call.ended = True
-        if reason in ("failed", "closed", "caller_silent"):
+        if reason in ("failed", "closed", "caller_silent", "never_connected"):
             self.on_drop()
         await call.agent.close()
         if call.media_faults is not None:
@@ -143,12 +149,17 @@ class CallRegistry:
             self._reaper = asyncio.create_task(self._reap(), name="call-reaper")
 
     async def _reap(self) -> None:
-        """A caller that vanished without closing: no inbound audio for idle_timeout_s."""
+        """Callers that vanished without a goodbye: never connected within connect_timeout_s, or
+        no inbound audio for idle_timeout_s (a live client always sends, silence included)."""
+        tick = max(0.05, min(1.0, self.idle_timeout_s / 4, self.connect_timeout_s / 4))
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(tick)
             now = time.monotonic()
             for call in list(self.calls.values()):
-                if now - call.agent.last_rx > self.idle_timeout_s and now - call.started > self.idle_timeout_s:
+                if not call.connected:
+                    if now - call.started > self.connect_timeout_s:
+                        await self.end(call.id, reason="never_connected")
+                elif now - call.agent.last_rx > self.idle_timeout_s:
                     await self.end(call.id, reason="caller_silent")
 
     async def close_pc(self, call_id: str | None = None) -> int:

@@ -35,6 +35,7 @@ class ServerSettings:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("sandra-tui")))
     metrics_admin_token: str | None = field(default=None, repr=False)
     idle_call_timeout_s: float = 15.0  # no inbound RTP for this long: the client is gone
+    connect_timeout_s: float = 10.0  # an answered call not connected by then is dropped
     metrics_per_client_per_min: int = 1000  # the guide's limit, per key and per address
     metrics_global_per_min: int = 200_000
 

@@ -1,0 +1,117 @@
+"""`sandra-tui serve` as an operator runs it: start time, ready file, one log line per call and
+per error, clean SIGTERM, refusing bad settings, and the OpenAI key never in its output."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import aiohttp
+
+from tests.agent_server import ServeProcess
+from tests.rtc_client import RawClient, tone
+from tests.server.test_upstream_openai import KEY, FakeOpenAI
+
+
+async def test_serve_starts_fast_serves_a_call_and_logs_one_line_per_call(tmp_path):
+    proc = ServeProcess("--faults", env={"OPENAI_API_KEY": "sk-should-never-leak-000"})
+    await asyncio.to_thread(proc.start)
+    try:
+        assert proc.start_seconds < 2.0, proc.start_seconds
+        assert proc.url.startswith("http://127.0.0.1:") and proc.ready.read_text().strip() == proc.url
+        client = RawClient(proc.url)
+        try:
+            await client.connect()
+            await client.wait_for("session.created")
+            client.send({"type": "session.update", "session": {"audio": {"input": {
+                "transcription": {"model": "whisper-1"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 300}}}}})
+            client.mic.say(tone(0.6))
+            await client.wait_for("response.done", timeout=20)
+            async with aiohttp.ClientSession() as http:
+                async with http.post(proc.url + client.call_url + "/hangup",
+                                     headers={"Authorization": f"Bearer {client.token['value']}"}) as r:
+                    assert r.status == 200
+                async with http.post(proc.url + "/v1/realtime/calls", data="v=0",
+                                     headers={"Authorization": "Bearer ek_nope", "Content-Type": "application/sdp"}) as r:
+                    assert r.status == 401
+            assert client.invalid == []
+        finally:
+            await client.close()
+    finally:
+        proc.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.proc.wait, 10)
+    out = proc.output()
+    assert code == 0, out
+    assert not proc.ready.exists()  # removed on exit
+    assert "sk-should-never-leak-000" not in out
+    call_id = client.call_url.rsplit("/", 1)[1]
+    call_lines = [line for line in out.splitlines() if call_id in line]
+    assert len(call_lines) == 1 and "ended by hangup, 1 turns" in call_lines[0], out
+    assert any("/v1/realtime/calls" in line and "401 invalid_api_key" in line for line in out.splitlines()), out
+
+
+async def test_serve_openai_upstream_keeps_the_key(tmp_path):
+    fake = await FakeOpenAI().start()
+    proc = ServeProcess("--upstream", "openai", env={"OPENAI_API_KEY": KEY, "SANDRA_OPENAI_BASE_URL": fake.url})
+    proc.args[proc.args.index("INFO")] = "DEBUG"  # even debug logging never shows the key
+    try:
+        await asyncio.to_thread(proc.start)
+        bodies = []
+        async with aiohttp.ClientSession() as http:
+            for mode in ("ok", "401", "429", "garbage", "500"):
+                fake.mode = mode
+                async with http.post(proc.url + "/api/sandra/token") as r:
+                    bodies.append(f"{r.status} {dict(r.headers)} {await r.text()}")
+        assert bodies[0].startswith("200") and "ek_from_openai_123456" in bodies[0]
+        assert [b[:3] for b in bodies[1:]] == ["502", "429", "502", "502"]
+        assert all(f["auth"] == f"Bearer {KEY}" for f in fake.received)
+    finally:
+        proc.stop()
+        await fake.stop()
+    out = proc.output()
+    for text in bodies + [out]:
+        assert KEY not in text and "SECRET-key" not in text
+    assert "502" in out and "429" in out
+
+
+def test_serve_refuses_bad_settings():
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("OPENAI_API_KEY", "SANDRA_TURN_SECRET", "SANDRA_TURN_URLS", "SANDRA_TURN_URL")}
+    cases = [
+        (["--upstream", "openai"], {}, "OPENAI_API_KEY"),
+        (["--turn-url", "turn:127.0.0.1:3478"], {}, "SANDRA_TURN_SECRET"),
+        ([], {"SANDRA_TURN_SECRET": "abcdefgh"}, "no turn: URL"),
+        (["--token-ttl", "5"], {}, "TTL"),
+        ([], {"SANDRA_TURN_TTL": "soon"}, "bad setting"),
+        (["--port", "70000"], {}, "--port"),
+    ]
+    for extra, env, message in cases:
+        r = subprocess.run([sys.executable, "-m", "sandra_tui", "serve", "--port", "0", *extra],
+                           capture_output=True, text=True, env={**base, **env}, timeout=20)
+        assert r.returncode == 2 and message in r.stderr, (extra, env, r.stderr)
+        assert "abcdefgh" not in r.stderr + r.stdout
+
+
+def test_serve_echo_agent_flag_and_turn_settings(tmp_path):
+    proc = ServeProcess("--agent-mode", "echo", "--faults", "--turn-url", "turn:127.0.0.1:3478?transport=udp",
+                        "--turn-ttl", "120", env={"SANDRA_TURN_SECRET": "turn-secret-xyz"})
+    proc.start()
+    try:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(urllib.request.Request(proc.url + "/api/sandra/token", data=b"{}",
+                                                           method="POST")) as r:
+            token = json.loads(r.read())
+        with urllib.request.urlopen(proc.url + "/_faults") as r:
+            faults = json.loads(r.read())["faults"]
+    finally:
+        proc.stop()
+    (turn,) = token["ice_servers"]
+    assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp"]
+    expiry = int(turn["username"].split(":", 1)[0])
+    assert turn["username"].endswith(":" + token["session_id"]) and 100 < expiry - __import__("time").time() <= 121
+    assert faults["agent_mode"] == "echo"
+    assert "turn-secret-xyz" not in proc.output() and turn["credential"] not in proc.output()
