@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -66,12 +67,23 @@ async def _error_from(response: aiohttp.ClientResponse, step: str) -> SignalingE
     return SignalingError("signaling_error", f"{step}: unexpected HTTP {status}: {detail}", status=status)
 
 
+@contextlib.asynccontextmanager
+async def _http_errors(step: str, target: str, timeout_s: float):
+    """Transport failures of one signaling step as SignalingErrors (retryable)."""
+    try:
+        yield
+    except TimeoutError:
+        raise SignalingError("signaling_timeout", f"{step}: no answer from {target} within {timeout_s:g}s") from None
+    except aiohttp.ClientError as exc:
+        raise SignalingError("backend_unreachable", f"{step}: cannot reach {target}: {exc}") from None
+
+
 async def fetch_token(http: aiohttp.ClientSession, backend_url: str, token_path: str,
                       timeout_s: float, body: dict | None = None) -> Token:
     """POST the backend's token endpoint. `body` may carry the call's session id and whether this
     is a reconnection, so the backend can bind the key to the session and count reconnects."""
     url = urljoin(backend_url + "/", token_path.lstrip("/"))
-    try:
+    async with _http_errors("token", backend_url, timeout_s):
         async with http.post(url, json=body or {}, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
             if response.status not in (200, 201):
                 raise await _error_from(response, "token")
@@ -88,12 +100,6 @@ async def fetch_token(http: aiohttp.ClientSession, backend_url: str, token_path:
                 )
             except (ValueError, KeyError, TypeError, AttributeError):
                 raise SignalingError("signaling_error", "token: the backend answered with malformed JSON") from None
-    except SignalingError:
-        raise
-    except TimeoutError:
-        raise SignalingError("signaling_timeout", f"token: no answer from {backend_url} within {timeout_s:g}s") from None
-    except aiohttp.ClientError as exc:
-        raise SignalingError("backend_unreachable", f"token: cannot reach {backend_url}: {exc}") from None
     secrets.register(token.value)
     for server in token.ice_servers:
         if isinstance(server, dict):
@@ -105,19 +111,13 @@ async def exchange_sdp(http: aiohttp.ClientSession, token: Token, offer_sdp: str
                        timeout_s: float) -> tuple[str, str | None]:
     """POST the offer; return (answer SDP, call URL for hang-up)."""
     headers = {"Authorization": f"Bearer {token.value}", "Content-Type": "application/sdp"}
-    try:
+    async with _http_errors("sdp", "the realtime endpoint", timeout_s):
         async with http.post(token.realtime_url, data=offer_sdp.encode(), headers=headers,
                              timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
             if response.status not in (200, 201):
                 raise await _error_from(response, "sdp")
             body = await response.content.read(MAX_SDP_BYTES + 1)
             location = response.headers.get("Location")
-    except SignalingError:
-        raise
-    except TimeoutError:
-        raise SignalingError("signaling_timeout", f"sdp: no answer within {timeout_s:g}s") from None
-    except aiohttp.ClientError as exc:
-        raise SignalingError("backend_unreachable", f"sdp: cannot reach the realtime endpoint: {exc}") from None
     if len(body) > MAX_SDP_BYTES:
         raise SignalingError("signaling_error", "sdp: the answer is larger than 64 KiB")
     answer = body.decode("utf-8", errors="replace")
