@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from bench import resources
 from bench.baseline import BaselineClient
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState, LatencySample, ReconnectAttempt, StateChanged
@@ -155,7 +156,10 @@ async def response_latency(url: str, runs: int) -> dict:
     return {"ours": ours, "baseline": base}
 
 
-def summarize(name: str, ours: list[float], base: list[float], unit: str = "s") -> dict:
+def summarize(name: str, ours: list, base: list, unit: str = "s") -> dict:
+    ours = [v for v in ours if v is not None]
+    base = [v for v in base if v is not None]
+
     def stats(v):
         return {"median": statistics.median(v), "p95": float(np.percentile(v, 95)), "n": len(v)} if v else None
 
@@ -172,7 +176,7 @@ def print_table(rows: list[dict], pending: list[str]) -> None:
     print(f"{'benchmark':<46} {'ours median':>12} {'ours p95':>9} {'base median':>12} {'base p95':>9} {'ratio':>7}")
     for r in rows:
         o, b = r["ours"], r["baseline"]
-        fmt = (lambda s: f"{s['median']:.3f}") if r["unit"] == "s" else (lambda s: f"{s['median']:.0f}")
+        fmt = (lambda s: f"{s['median']:.3f}") if r["unit"] == "s" else (lambda s: f"{s['median']:.2f}")
         print(f"{r['row']:<46} {fmt(o) if o else '-':>12} {o['p95'] if o else 0:>9.3f} "
               f"{fmt(b) if b else '-':>12} {b['p95'] if b else 0:>9.3f} "
               f"{_ratio(r['ratio']):>7}")
@@ -202,13 +206,20 @@ async def main(mode: str) -> int:
         rows.append(summarize("peer closed: recovery (s)", r["ours_recover"], r["baseline_recover"]))
         r = await response_latency(serve.url, runs)
         rows.append(summarize("typed text -> first reply audio (s)", r["ours"], r["baseline"]))
+        seconds = 25 if mode == "quick" else 600
+        base = await asyncio.to_thread(resources.baseline, serve.url, seconds)
+        ours = await asyncio.to_thread(resources.headless, serve.url, seconds)
+        tui = await asyncio.to_thread(resources.with_tui, serve.url, seconds)
+        for key, label in (("cpu_pct", "CPU % of one core"), ("rss_mb", "RSS at the end (MB)"),
+                           ("rss_slope_mb_per_h", "RSS slope (MB/h)")):
+            for name, measured in (("no UI", ours), ("TUI in tmux", tui)):
+                rows.append(summarize(f"{label}, {seconds:.0f} s call, {name}", [measured[key]], [base[key]], "x"))
     finally:
         for s in silent:
             s.close()
         coturn.stop()
         serve.stop()
-    pending = ["mouth-to-ear via PulseAudio, 0% / 2% loss", "CPU % and RSS slope, 10 min call, with/without TUI",
-               "event-loop lag and underruns with the UI"]
+    pending = ["mouth-to-ear via PulseAudio, 0% / 2% loss", "event-loop lag and underruns with the UI"]
     print_table(rows, pending)
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)

@@ -89,3 +89,19 @@ class BaselineClient:
         if self.pc:
             await self.pc.close()
         await self.http.close()
+
+
+async def _hold(url: str, seconds: float) -> None:
+    client = BaselineClient(url, [])
+    await client.connect()
+    await asyncio.sleep(seconds)
+    await client.close()
+
+
+if __name__ == "__main__":  # python -m bench.baseline URL SECONDS: hold one call (resource benchmark)
+    import sys
+
+    from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
+
+    pin_host_candidates_to_loopback()
+    asyncio.run(_hold(sys.argv[1], float(sys.argv[2])))
