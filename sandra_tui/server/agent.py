@@ -35,6 +35,7 @@ INTRO = "This is Sandra's local test agent, not a language model."
 MAX_UTTERANCE_S = 60  # the input buffer keeps at most this much audio (older audio is dropped)
 MAX_ITEMS = 500  # conversation items remembered per call
 MAX_TEXT_CHARS = 400  # typed text echoed back in a reply
+MAX_LOGGED_ERRORS = 5  # error events logged per call (a misbehaving client cannot flood the log)
 
 
 class BadEvent(Exception):
@@ -189,7 +190,8 @@ class LocalAgentCall:
 
     def error(self, message: str, code: str, event_id: str | None = None, param: str | None = None) -> None:
         self.errors += 1
-        log.info("call %s: error event %s: %s", self.call_id, code, message[:200])
+        if self.errors <= MAX_LOGGED_ERRORS:  # the rest are counted in the call's closing line
+            log.info("call %s: error event %s: %s", self.call_id, code, message[:200])
         self.send("error", error={"type": "invalid_request_error", "code": code, "message": message,
                                   "param": param, "event_id": event_id})
 
@@ -400,7 +402,7 @@ class LocalAgentCall:
         if reply["audio_started"]:
             self._audio_reply = None
             self.send("output_audio_buffer.cleared", response_id=reply["id"])
-        log.info("call %s: reply cancelled (%s)", self.call_id, why)
+        log.debug("call %s: reply cancelled (%s)", self.call_id, why)
 
     def _on_audio_started(self) -> None:
         if self._reply is not None:
@@ -450,7 +452,10 @@ class LocalAgentCall:
             raise BadEvent("'session' must be an object.", "invalid_type", "session")
         patch = {k: v for k, v in patch.items() if k not in ("id", "object", "expires_at")}
         _check_keys(patch, SESSION_SCHEMA, "session")
-        if patch.get("type", "realtime") != "realtime":
+        if "type" not in patch:
+            raise BadEvent("Missing required parameter: 'session.type'.", "missing_required_parameter",
+                           "session.type")
+        if patch["type"] != "realtime":
             raise BadEvent("'session.type' must be 'realtime' here.", "invalid_value", "session.type")
         candidate = _merge(copy.deepcopy(self.session), patch)
         td = candidate["audio"]["input"].get("turn_detection")

@@ -33,12 +33,14 @@ async def test_session_created_and_update(client):
 async def test_bad_session_update_changes_nothing(client):
     bad = [
         ({"type": "realtime", "voice": "x"}, "unknown_parameter", "session.voice"),
-        ({"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 2}}}}, "invalid_value",
-         "session.audio.input.turn_detection.threshold"),
-        ({"audio": {"input": {"turn_detection": {"type": "loud_vad"}}}}, "invalid_value",
+        ({"type": "realtime", "audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 2}}}},
+         "invalid_value", "session.audio.input.turn_detection.threshold"),
+        ({"type": "realtime", "audio": {"input": {"turn_detection": {"type": "loud_vad"}}}}, "invalid_value",
          "session.audio.input.turn_detection.type"),
-        ({"audio": {"output": {"speed": "fast"}}}, "invalid_value", "session.audio.output.speed"),
+        ({"type": "realtime", "audio": {"output": {"speed": "fast"}}}, "invalid_value", "session.audio.output.speed"),
+        ({"type": "realtime", "instructions": 7}, "invalid_type", "session.instructions"),
         ({"type": "transcription"}, "invalid_value", "session.type"),
+        ({"instructions": "no type"}, "missing_required_parameter", "session.type"),
     ]
     for session, code, param in bad:
         n = len(client.events)
@@ -215,7 +217,7 @@ async def test_echo_mode_by_session_instructions(agent_server):
         await asyncio.gather(echo.connect(), plain.connect())
         await configure(plain)
         n = len(echo.events)
-        echo.send({"type": "session.update", "session": {"instructions": "echo"}})
+        echo.send({"type": "session.update", "session": {"type": "realtime", "instructions": "echo"}})
         await echo.wait_for("session.updated", after=n)
         echo.mic.say(tone(0.5, hz=500))
         done = await echo.wait_for("response.output_audio_transcript.done")
@@ -231,7 +233,7 @@ async def test_echo_mode_by_session_instructions(agent_server):
 async def test_manual_turns_without_vad(client):
     updated = await configure(client, transcription=True)
     n = len(client.events)
-    client.send({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}})
+    client.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}})
     updated = await client.wait_for("session.updated", after=n)
     assert updated["session"]["audio"]["input"]["turn_detection"] is None
     client.mic.say(tone(0.6))

@@ -224,3 +224,28 @@ def test_token_store_expiry_and_upstream_keys():
     assert store.check(value) is None and store.session_of(value) == "my-session"  # metrics grace
     now[0] += 100
     assert store.session_of(value) is None
+
+
+async def test_echo_replays_just_the_speech_and_the_transcript_counts_it():
+    faults = Faults(agent_mode="echo")
+    agent = LocalAgentCall("rtc_unit", faults, "m", "v")
+    dc = FakeChannel()
+    agent.attach_channel(dc)
+    dc.client({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "transcription": {"model": "whisper-1"},
+        "turn_detection": {"type": "server_vad", "prefix_padding_ms": 300, "silence_duration_ms": 400}}}}})
+    try:
+        for _ in range(30):
+            agent.on_input_frame(QUIET)
+        speak(agent, 25, 20)  # 0.5 s of speech, 0.4 s of silence ends it
+        heard = await dc.wait_for("conversation.item.input_audio_transcription.completed")
+        assert heard["transcript"] == "[0.5 seconds of speech]"
+        await dc.wait_for("response.content_part.added")
+        await asyncio.sleep(0.05)
+        queued = list(agent.track._frames)
+        assert len(queued) == 25  # no prefix padding, no trailing silence
+        assert all(np.abs(frame).max() > 1000 for frame in queued)
+        started = next(e for e in dc.sent if e["type"] == "input_audio_buffer.speech_started")
+        assert started["audio_start_ms"] == 30 * 20 - 300
+    finally:
+        await agent.close()

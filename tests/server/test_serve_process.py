@@ -24,7 +24,7 @@ async def test_serve_starts_fast_serves_a_call_and_logs_one_line_per_call(tmp_pa
         try:
             await client.connect()
             await client.wait_for("session.created")
-            client.send({"type": "session.update", "session": {"audio": {"input": {
+            client.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
                 "transcription": {"model": "whisper-1"},
                 "turn_detection": {"type": "server_vad", "silence_duration_ms": 300}}}}})
             client.mic.say(tone(0.6))
