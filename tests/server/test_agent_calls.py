@@ -3,7 +3,6 @@ voice turns, VAD settings, typed text, barge-in, cancel/truncate, echo mode, man
 bad events. Every server event is validated against the openai SDK's models (RawClient)."""
 
 import asyncio
-import time
 
 from sandra_tui.server import tts
 from sandra_tui.server.app import FAULTS

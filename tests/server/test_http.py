@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import aiohttp
 import pytest
@@ -97,7 +98,7 @@ async def test_expired_key_is_refused(agent_server):
     store = agent_server.app[TOKENS]
     async with aiohttp.ClientSession() as http:
         key = (await token(http, agent_server.url))["value"]
-        store.clock = lambda: __import__("time").time() + 601
+        store.clock = lambda: time.time() + 601
         pc, _ = await offer_pc()
         try:
             async with http.post(agent_server.url + "/v1/realtime/calls", data=pc.localDescription.sdp,

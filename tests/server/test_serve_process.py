@@ -2,10 +2,13 @@
 per error, clean SIGTERM, refusing bad settings, and the OpenAI key never in its output."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 
 import aiohttp
 
@@ -99,9 +102,6 @@ def test_serve_echo_agent_flag_and_turn_settings(tmp_path):
                         "--turn-ttl", "120", env={"SANDRA_TURN_SECRET": "turn-secret-xyz"})
     proc.start()
     try:
-        import json
-        import urllib.request
-
         with urllib.request.urlopen(urllib.request.Request(proc.url + "/api/sandra/token", data=b"{}",
                                                            method="POST")) as r:
             token = json.loads(r.read())
@@ -112,6 +112,6 @@ def test_serve_echo_agent_flag_and_turn_settings(tmp_path):
     (turn,) = token["ice_servers"]
     assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp"]
     expiry = int(turn["username"].split(":", 1)[0])
-    assert turn["username"].endswith(":" + token["session_id"]) and 100 < expiry - __import__("time").time() <= 121
+    assert turn["username"].endswith(":" + token["session_id"]) and 100 < expiry - time.time() <= 121
     assert faults["agent_mode"] == "echo"
     assert "turn-secret-xyz" not in proc.output() and turn["credential"] not in proc.output()
