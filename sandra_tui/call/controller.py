@@ -106,6 +106,7 @@ class CallController:
         self._speech_stopped_at: float | None = None
         self._text_sent_at: float | None = None
         self._reply_active = False
+        self._response_active = False  # between response.created and response.done
         self._reply_item: str | None = None
         self._reply_started_frames = 0
         self._pending_sends: list[dict] = []
@@ -213,9 +214,12 @@ class CallController:
         self._send({"type": "response.create"})
 
     async def cancel_response(self) -> None:
-        """Stop Sandra mid-reply (the operator's barge-in key)."""
+        """Stop Sandra mid-reply (the operator's barge-in key); nothing to do when she is quiet."""
+        # The API wants response.cancel before output_audio_buffer.clear, and answers a cancel
+        # with no response in progress with an error.
+        if self._response_active:
+            self._send({"type": "response.cancel"})
         self._barge_in()
-        self._send({"type": "response.cancel"})
 
     def clear_history(self) -> None:
         self.history.clear()
@@ -415,6 +419,7 @@ class CallController:
             with contextlib.suppress(Exception):
                 await pc.close()
         self._reply_active = False
+        self._response_active = False
         if self._dead is not None and not self._dead.done():
             self._dead.cancel()
         self._dead = None
@@ -567,7 +572,11 @@ class CallController:
 
     _on_output_audio_buffer_cleared = _on_output_audio_buffer_stopped
 
+    def _on_response_created(self, event: dict) -> None:
+        self._response_active = True
+
     def _on_response_done(self, event: dict) -> None:
+        self._response_active = False
         if event["response"].get("status") == "cancelled":
             self._emit(Speech("reply_cancelled"))
 

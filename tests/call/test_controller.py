@@ -361,3 +361,20 @@ async def test_counter_resets_only_after_a_stable_call(agent_server, leak_check,
         await rec.wait_state(CallState.CONNECTED, after=n)
     finally:
         await controller.close()
+
+
+async def test_stop_key_cancels_a_reply_and_is_quiet_otherwise(agent_server, leak_check):
+    from sandra_tui.call.events import ErrorEvent, Speech
+
+    controller, rec = await start(agent_server.url)
+    try:
+        await controller.cancel_response()  # nothing playing: no error comes back
+        await controller.send_text("tell me something long " * 4)
+        await rec.wait(lambda e: isinstance(e, Speech) and e.what == "reply_started", timeout=15)
+        n = len(rec.events)
+        await controller.cancel_response()
+        await rec.wait(lambda e: isinstance(e, Speech) and e.what == "reply_cancelled", after=n)
+        await asyncio.sleep(0.5)
+        assert rec.of(ErrorEvent) == []
+    finally:
+        await controller.close()
