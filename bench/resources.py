@@ -53,25 +53,23 @@ def sample(pid: int, seconds: float, alive=lambda: True) -> dict:
     return {"cpu_pct": round(cpu_pct, 2), "rss_mb": round(rss[-1], 1), "rss_slope_mb_per_h": round(slope, 2)}
 
 
-def headless(url: str, seconds: float) -> dict:
-    proc = subprocess.Popen([sys.executable, "-m", "sandra_tui", "--backend", url, "call", "--headless",
-                             "--duration", str(seconds + 2)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "SANDRA_CONFIG": "/nonexistent/sandra-bench.toml"})
+def _run_and_sample(args: list[str], seconds: float, env: dict | None = None) -> dict:
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         return sample(proc.pid, seconds, lambda: proc.poll() is None)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def headless(url: str, seconds: float) -> dict:
+    return _run_and_sample([sys.executable, "-m", "sandra_tui", "--backend", url, "call", "--headless",
+                            "--duration", str(seconds + 2)], seconds,
+                           {**os.environ, "SANDRA_CONFIG": "/nonexistent/sandra-bench.toml"})
 
 
 def baseline(url: str, seconds: float) -> dict:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.baseline", url, str(seconds + 2)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        return sample(proc.pid, seconds, lambda: proc.poll() is None)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    return _run_and_sample([sys.executable, "-m", "bench.baseline", url, str(seconds + 2)], seconds)
 
 
 def with_tui(url: str, seconds: float) -> dict:
