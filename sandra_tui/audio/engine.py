@@ -71,6 +71,11 @@ class AudioEngine:
         for sink in self.sinks:
             sink.flush()
 
+    async def switch_devices(self, input_device: str | None, output_device: str | None) -> None:
+        from sandra_tui.audio.devices import AudioUnavailable
+
+        raise AudioUnavailable("this call has no audio devices (text only)")
+
     def _maybe_levels(self) -> None:
         now = time.monotonic()
         if now - self._last_level < LEVEL_INTERVAL_S:

@@ -225,6 +225,22 @@ class CallController:
         self.history.clear()
         self._emit_history()
 
+    # -- audio devices ----------------------------------------------------------------------------
+    def list_devices(self):
+        """The machine's audio devices (`sandra_tui.audio.devices.Device`); raises AudioUnavailable."""
+        from sandra_tui.audio.devices import list_devices
+
+        return list_devices()
+
+    async def set_devices(self, input_device: str | None = None, output_device: str | None = None) -> None:
+        """Switch the microphone and/or speaker (name or index; "" = system default) without
+        dropping the call. Raises AudioUnavailable with a plain message when it cannot."""
+        await self.audio.switch_devices(input_device, output_device)
+        if input_device is not None:
+            self.config.audio.input_device = input_device
+        if output_device is not None:
+            self.config.audio.output_device = output_device
+
     # -- supervisor -----------------------------------------------------------------------------
     async def _supervise(self) -> None:
         failures = 0

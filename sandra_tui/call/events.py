@@ -136,8 +136,30 @@ class MuteChanged(Event):
     push_to_talk: bool = False
 
 
+@dataclass(frozen=True)
+class DevicesChanged(Event):
+    """The audio devices in use changed (operator's choice, or a fallback after one vanished)."""
+
+    kind: ClassVar[str] = "devices"
+    input: str  # human-readable name, "" when none
+    output: str
+    reason: str = ""  # "" for a choice; why, for a fallback
+
+
+@dataclass(frozen=True)
+class PlayoutStats(Event):
+    """The speaker path's health, about once a second during a call."""
+
+    kind: ClassVar[str] = "playout"
+    depth_ms: float
+    target_ms: float
+    underruns: int
+    concealed: int
+
+
 ALL_EVENTS = (StateChanged, ReconnectAttempt, Reconnected, Transcript, LatencySample, Quality,
-              HistoryChanged, Speech, AudioLevels, Notice, ErrorEvent, MuteChanged)
+              HistoryChanged, Speech, AudioLevels, Notice, ErrorEvent, MuteChanged, DevicesChanged,
+              PlayoutStats)
 
 
 @dataclass
