@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="who answers calls: the local Sandra stand-in or OpenAI (needs OPENAI_API_KEY)")
     p.add_argument("--faults", action="store_true", help="enable the fault-injection admin endpoint (loopback only)")
     p.add_argument("--ready-file", metavar="PATH", help="write the listening URL to PATH once serving")
-    p.add_argument("--agent-mode", choices=["reply", "echo"], default=None,
+    p.add_argument("--agent-mode", choices=["reply", "echo", "mirror"], default=None,
                    help="local agent: speak a reply (default) or echo the caller's speech back (latency tests)")
     p.add_argument("--turn-url", action="append", metavar="URL",
                    help="TURN/STUN URL handed to clients (repeatable; default $SANDRA_TURN_URLS); "
@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mic-file", metavar="WAV", help="use a WAV file as the microphone, paced in real time")
     p.add_argument("--speaker-file", metavar="WAV", help="write what Sandra says to a WAV file")
     p.add_argument("--no-audio", action="store_true", help="text only: no audio devices")
+    p.add_argument("--devices", action="store_true",
+                   help="use the configured microphone and speaker (default: files or silence)")
+    p.add_argument("--device-rate", type=int, default=0, metavar="HZ",
+                   help="open the devices at this rate (default: 48000 when they take it)")
+    p.add_argument("--trace-audio", action="store_true",
+                   help="print a `trace` line when a loud edge passes each audio stage (benchmarks)")
     p.set_defaults(handler=_lazy("sandra_tui.call.headless:run"))
 
     p = sub.add_parser("devices", help="list audio input and output devices")

@@ -64,7 +64,7 @@ class RemoteDrain:
             self.frames += 1
             self.last_frame_at = time.monotonic()
             try:
-                self._on_samples(frame_to_mono(frame))
+                self._on_samples(frame_to_mono(frame), frame.pts)
             except Exception:  # noqa: BLE001 - a sink error must not stop the drain
                 log.exception("audio sink failed")
 

@@ -20,12 +20,14 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
+from sandra_tui.audio import rtp_passthrough
 from sandra_tui.audio.engine import AudioEngine
 from sandra_tui.call import signaling
 from sandra_tui.call.backoff import Backoff, attempt_log_line
 from sandra_tui.call.embedded import EmbeddedAgent, EmbeddedAgentError
 from sandra_tui.call.events import (
     AudioLevels,
+    DevicesChanged,
     CallState,
     ErrorEvent,
     Event,
@@ -33,6 +35,7 @@ from sandra_tui.call.events import (
     HistoryChanged,
     LatencySample,
     MuteChanged,
+    PlayoutStats,
     Notice,
     Quality,
     ReconnectAttempt,
@@ -113,6 +116,10 @@ class CallController:
         self._timers: list[asyncio.TimerHandle] = []
         self.audio.output_listeners.append(self._on_output_frame)
         self.audio.level_listeners.append(self._on_levels)
+        self.audio.device_listeners.append(lambda i, o, why: self._emit(DevicesChanged(i, o, why)))
+        self.audio.playout_listeners.append(lambda st: self._emit(PlayoutStats(
+            st["depth_ms"], st["target_ms"], st["underruns"], st["concealed"])))
+        self.audio.notice_listeners.append(lambda message: self._emit(Notice(message)))
 
     @property
     def backend_base(self) -> str | None:
@@ -392,7 +399,9 @@ class CallController:
         dc.on("close", lambda: self._timers.append(asyncio.get_running_loop().call_later(
             DC_CLOSE_GRACE_S, self._mark_dead, "datachannel_closed", dead)))
         dc.on("message", self._on_message)
-        pc.addTransceiver(self.audio.new_mic_track(), direction="sendrecv")
+        transceiver = pc.addTransceiver(self.audio.new_mic_track(), direction="sendrecv")
+        if self.audio.playout is not None:
+            rtp_passthrough.install(transceiver.receiver)  # our playout buffer does the jitter work
 
         await pc.setLocalDescription(await pc.createOffer())
         started = time.monotonic()

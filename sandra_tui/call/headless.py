@@ -17,8 +17,17 @@ from sandra_tui.call.events import AudioLevels, CallState, Event, StateChanged
 
 
 def build_audio(args: argparse.Namespace, config):
-    """Audio for a scripted call: WAV files when given, otherwise silence (no devices)."""
-    from sandra_tui.audio.engine import AudioEngine
+    """Audio for a scripted call: the devices with --devices, WAV files when given, otherwise
+    silence."""
+    from sandra_tui.audio.engine import AudioEngine, build_engine
+
+    if getattr(args, "devices", False) and not args.no_audio:
+        if args.mic_file or args.speaker_file:
+            raise ValueError("--devices cannot be combined with --mic-file or --speaker-file")
+        engine, problem = build_engine(config.audio, device_rate=args.device_rate)
+        if problem:
+            print(f"sandra-tui call: {problem}", file=sys.stderr)
+        return engine
     from sandra_tui.audio.sinks import WavFileSink
     from sandra_tui.audio.sources import WavFileSource
 
@@ -41,7 +50,10 @@ class JsonLines:
     def __call__(self, event: Event) -> None:
         if isinstance(event, AudioLevels) and not self.levels:
             return
-        record = {"t": round(time.monotonic() - self.start, 3), **event.to_dict()}
+        self.raw(event.to_dict())
+
+    def raw(self, data: dict) -> None:
+        record = {"t": round(time.monotonic() - self.start, 3), **data}
         self.out.write(json.dumps(record) + "\n")
         self.out.flush()
 
@@ -59,6 +71,12 @@ async def run_call(args: argparse.Namespace, config, printer) -> int:
 
     controller = CallController(config, audio=audio, probe=make_probe())
     controller.subscribe(printer)
+    if getattr(args, "trace_audio", False):
+        from sandra_tui.audio.trace import EdgeTrace
+
+        loop = asyncio.get_running_loop()
+        audio.set_trace(EdgeTrace(on_edge=lambda stage, t: loop.call_soon_threadsafe(
+            printer.raw, {"event": "trace", "stage": stage, "mono": round(t, 6)})))
     uploader = attach_telemetry(controller)
     connected = asyncio.Event()
     done = asyncio.Event()

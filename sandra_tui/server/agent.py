@@ -34,6 +34,7 @@ log = logging.getLogger("sandra_tui.server.agent")
 INTRO = "This is Sandra's local test agent, not a language model."
 MAX_UTTERANCE_S = 60  # the input buffer keeps at most this much audio (older audio is dropped)
 MAX_ITEMS = 500  # conversation items remembered per call
+MIRROR_EDGE_PEAK = 1000  # about -30 dBFS: the start of a click
 MAX_TEXT_CHARS = 400  # typed text echoed back in a reply
 MAX_LOGGED_ERRORS = 5  # error events logged per call (a misbehaving client cannot flood the log)
 
@@ -156,6 +157,7 @@ class LocalAgentCall:
         self.errors = 0
         self.turns = 0
         self.echo_session = False  # session instructions "echo"
+        self._mirror_loud = False
         self._prefix: deque[np.ndarray] = deque(maxlen=self._prefix_frames())
         self._utterance: deque[np.ndarray] = deque(maxlen=MAX_UTTERANCE_S * 1000 // FRAME_MS)
         self._speech_frames = 0  # frames of the utterance that came after the prefix padding
@@ -240,6 +242,9 @@ class LocalAgentCall:
 
     def on_input_frame(self, samples: np.ndarray) -> None:
         """One 20 ms frame of the caller's audio, mono int16 at 48 kHz."""
+        if self.mode == "mirror":
+            self._mirror(samples)
+            return
         if not self._turn_detection():
             self._utterance.append(samples)  # manual turns: input_audio_buffer.commit ends them
             self._speech_frames += 1
@@ -304,6 +309,13 @@ class LocalAgentCall:
                 self.start_reply("(echo)", speech_audio, echo=True)
             else:
                 self.start_reply(f"{INTRO} I heard {seconds:.1f} seconds of audio.", speech_audio)
+
+    def _mirror(self, samples: np.ndarray) -> None:
+        """Mirror mode: every frame straight back, no VAD, no events: a round-trip probe."""
+        loud = int(np.abs(samples.astype(np.int32)).max()) > MIRROR_EDGE_PEAK
+        edge = loud and not self._mirror_loud
+        self._mirror_loud = loud
+        self.track.mirror(samples, time.monotonic() if edge else None)
 
     # -- replies ---------------------------------------------------------------------------------
     def start_reply(self, text: str, fallback_audio: np.ndarray | None = None, echo: bool = False) -> dict:

@@ -188,7 +188,10 @@ async def faults_get(request: web.Request) -> web.Response:
     if not _is_loopback(request):
         return json_error(403, "the fault endpoint answers loopback only", "forbidden")
     calls = request.app[CALLS]
-    return web.json_response({"faults": request.app[FAULTS].to_dict(), "calls": sorted(calls.calls)})
+    mirror = {cid: list(call.agent.track.mirror_trace) for cid, call in calls.calls.items()
+              if call.agent.track.mirror_trace}
+    return web.json_response({"faults": request.app[FAULTS].to_dict(), "calls": sorted(calls.calls),
+                              "mirror_trace": mirror})
 
 
 async def faults_post(request: web.Request) -> web.Response:

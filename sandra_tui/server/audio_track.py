@@ -7,6 +7,7 @@ from a dead one by inbound RTP alone.
 from __future__ import annotations
 
 import fractions
+import time
 from collections import deque
 
 import av
@@ -31,6 +32,9 @@ class AgentAudioTrack(MediaStreamTrack):
         self.on_drained = None  # called when the queue empties after speech
         self._playing = False
         self.frames_sent = 0
+        # mirror mode: frames sent straight back; loud edges timed for round-trip breakdowns
+        self._edge_frames: dict[int, float] = {}  # id(frame) -> when it arrived
+        self.mirror_trace: deque[dict] = deque(maxlen=64)
 
     def play(self, samples: np.ndarray) -> float:
         """Queue speech; returns its duration in seconds."""
@@ -41,6 +45,15 @@ class AgentAudioTrack(MediaStreamTrack):
         for i in range(0, len(samples), FRAME):
             self._frames.append(samples[i : i + FRAME])
         return len(samples) / SAMPLE_RATE
+
+    def mirror(self, samples: np.ndarray, edge_at: float | None = None) -> None:
+        """Send one received frame straight back (keep at most 2 queued: lowest delay)."""
+        self._frames.append(samples)
+        if edge_at is not None:
+            self._edge_frames[id(samples)] = edge_at
+        while len(self._frames) > 2:
+            dropped = self._frames.popleft()
+            self._edge_frames.pop(id(dropped), None)
 
     def clear(self) -> int:
         """Drop queued speech (barge-in); returns frames dropped."""
@@ -59,6 +72,10 @@ class AgentAudioTrack(MediaStreamTrack):
         pts = await self._pacer.next()
         if self._frames:
             samples = self._frames.popleft()
+            if self._edge_frames:
+                arrived = self._edge_frames.pop(id(samples), None)
+                if arrived is not None:
+                    self.mirror_trace.append({"in": arrived, "out": time.monotonic()})
             if not self._playing:
                 self._playing = True
                 if self.on_started:

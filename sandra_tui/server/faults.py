@@ -21,7 +21,8 @@ Switches (all global; they apply to running calls at once):
     retry_after_s   Retry-After of an injected 429/503
     answer_delay_ms the SDP answer waits this long
     answer_shape    "full" | "openai_docs" (ICE/DTLS attributes only in the first m-section)
-    agent_mode      "reply" | "echo" (play the caller's own audio straight back)
+    agent_mode      "reply" | "echo" (the caller's utterance played back after it ends) |
+                    "mirror" (every frame sent straight back: a round-trip probe)
     seed            seeds the drop/jitter random generator (reproducible tests)
 
 Media faults act on the DTLS transport's outgoing paths (`RTCDtlsTransport._send_rtp`, which
@@ -102,7 +103,7 @@ def _check(key: str, value) -> str | None:
     if key == "answer_shape":
         return None if value in ("full", "openai_docs") else "expected 'full' or 'openai_docs'"
     if key == "agent_mode":
-        return None if value in ("reply", "echo") else "expected 'reply' or 'echo'"
+        return None if value in ("reply", "echo", "mirror") else "expected 'reply', 'echo' or 'mirror'"
     if key == "seed":
         return None if value is None or (isinstance(value, int) and not isinstance(value, bool)) \
             else "expected an integer"

@@ -1,0 +1,168 @@
+"""PortAudio streams (sounddevice) for the microphone and the speaker.
+
+The callbacks run on PortAudio's thread: they only copy, resample (soxr, stateful) and hand
+over through lock-protected buffers; nothing in them blocks on the event loop. A stream that
+stops calling back (device unplugged, server gone) is noticed by `stalled()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import soxr
+
+from sandra_tui.audio.devices import AudioUnavailable, Device, _sounddevice
+from sandra_tui.audio.playout import FRAME, FrameQueue, PlayoutBuffer
+
+log = logging.getLogger(__name__)
+
+RATE = 48000
+BLOCK_MS = 10  # PortAudio block: 10 ms keeps device latency low and matches the echo canceller
+LATENCY_S = 0.02  # asked of PortAudio; its "low" (8.7 ms) is below what ALSA's pulse plugin keeps up with
+
+
+def pick_rate(sd, device: Device, kind: str, wanted: int = 0) -> int:
+    """48 kHz when the device takes it (no resampling), else its own default rate."""
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    for rate in ([wanted] if wanted else []) + [RATE, int(device.default_samplerate)]:
+        try:
+            check(device=device.index, samplerate=rate, channels=1, dtype="int16")
+            return rate
+        except Exception:  # noqa: BLE001 - PortAudio says "invalid sample rate" in many ways
+            continue
+    raise AudioUnavailable(f"{device.name}: no usable sample rate for {kind}")
+
+
+class _Stream:
+    kind = ""
+
+    def __init__(self, device: Device, rate: int) -> None:
+        self.device = device
+        self.rate = rate
+        self.last_callback = time.monotonic()
+        self.callbacks = 0
+        self.xruns = 0  # PortAudio's own over/underflow flags
+        self.error: str | None = None
+        self.trace = None  # an EdgeTrace when a benchmark asks
+        self._stream = None
+
+    @property
+    def latency_ms(self) -> float:
+        return float(self._stream.latency) * 1000 if self._stream is not None else 0.0
+
+    def stalled(self, after_s: float = 1.0) -> bool:
+        if self.error:
+            return True
+        return self._stream is not None and time.monotonic() - self.last_callback > after_s
+
+    def abort(self) -> None:
+        """Stop at once (what a vanished device looks like to us); for tests and fallback."""
+        if self._stream is not None:
+            self._stream.abort(ignore_errors=True)
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort(ignore_errors=True)
+                stream.close(ignore_errors=True)
+            except Exception:  # noqa: BLE001 - closing a dead device can fail in many ways
+                log.debug("closing %s stream failed", self.kind, exc_info=True)
+
+    def _finished(self) -> None:
+        if self._stream is not None and self.error is None:
+            self.error = "stream stopped"
+
+
+class MicStream(_Stream):
+    """Microphone -> 20 ms mono int16 frames at 48 kHz in a bounded queue (newest kept)."""
+
+    kind = "input"
+
+    def __init__(self, device: Device, rate: int = 0, on_capture=None, max_frames: int = 3) -> None:
+        sd = _sounddevice()
+        super().__init__(device, pick_rate(sd, device, "input", rate))
+        self.frames = FrameQueue(max_frames)
+        self.on_capture = on_capture  # called on PortAudio's thread with each 10 ms block (echo canceller)
+        self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="int16") if self.rate != RATE else None
+        self._pending = np.zeros(0, dtype=np.int16)
+        self.adc_lag_s = 0.0  # how long the last block sat between the ADC and our callback
+        try:
+            self._stream = sd.InputStream(device=device.index, samplerate=self.rate, channels=1, dtype="int16",
+                                          blocksize=self.rate * BLOCK_MS // 1000, latency=LATENCY_S,
+                                          callback=self._callback, finished_callback=self._finished)
+            self._stream.start()
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise AudioUnavailable(f"cannot open microphone {device.name!r}: {exc}") from None
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        self.last_callback = time.monotonic()
+        self.callbacks += 1
+        if status.input_overflow:
+            self.xruns += 1
+        block = indata[:, 0].copy()
+        if self.trace is not None:
+            lag = max(0.0, time_info.currentTime - time_info.inputBufferAdcTime)
+            self.trace.mark("adc", block, -lag)
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block)
+        if self.on_capture is not None:
+            block = self.on_capture(block)
+        if self.trace is not None:
+            self.trace.mark("captured", block)
+        self._pending = np.concatenate([self._pending, block]) if len(self._pending) else block
+        while len(self._pending) >= FRAME:
+            self.frames.put(self._pending[:FRAME])
+            self._pending = self._pending[FRAME:]
+
+
+class SpeakerStream(_Stream):
+    """PlayoutBuffer -> speaker, resampled to the device rate when it differs."""
+
+    kind = "output"
+
+    def __init__(self, device: Device, playout: PlayoutBuffer, rate: int = 0, on_render=None) -> None:
+        sd = _sounddevice()
+        super().__init__(device, pick_rate(sd, device, "output", rate))
+        self.playout = playout
+        self.on_render = on_render  # called on PortAudio's thread with each 48 kHz block played
+        self._resampler = soxr.ResampleStream(RATE, self.rate, 1, dtype="int16") if self.rate != RATE else None
+        self._fifo = np.zeros(0, dtype=np.int16)  # device-rate samples resampled ahead
+        self._lock = threading.Lock()
+        try:
+            self._stream = sd.OutputStream(device=device.index, samplerate=self.rate, channels=1, dtype="int16",
+                                           blocksize=self.rate * BLOCK_MS // 1000, latency=LATENCY_S,
+                                           callback=self._callback, finished_callback=self._finished)
+            self._stream.start()
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise AudioUnavailable(f"cannot open speaker {device.name!r}: {exc}") from None
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        self.last_callback = time.monotonic()
+        self.callbacks += 1
+        if status.output_underflow:
+            self.xruns += 1
+        if self._resampler is None:
+            block = self.playout.pull(frames)
+            self._rendered(block, time_info)
+            outdata[:, 0] = block
+            return
+        while len(self._fifo) < frames:
+            block = self.playout.pull(RATE * BLOCK_MS // 1000)
+            self._rendered(block, time_info)
+            self._fifo = np.concatenate([self._fifo, self._resampler.resample_chunk(block)])
+        outdata[:, 0] = self._fifo[:frames]
+        self._fifo = self._fifo[frames:]
+
+    def _rendered(self, block: np.ndarray, time_info) -> None:
+        if self.on_render is not None:
+            self.on_render(block)
+        if self.trace is not None:
+            self.trace.mark("played", block)
+            ahead = max(0.0, time_info.outputBufferDacTime - time_info.currentTime) + len(self._fifo) / self.rate
+            self.trace.mark("dac", block, ahead)

@@ -1,0 +1,86 @@
+"""Echo cancellation (and optional noise suppression) with WebRTC's audio processing module,
+through LiveKit's Python SDK (`livekit.rtc.AudioProcessingModule`, native, maintained).
+
+The module wants 10 ms blocks: what is played goes in as the far end (`render`), what the
+microphone hears goes through `capture` and comes out with the echo removed. Both run on
+PortAudio's threads; a lock keeps the two sides from entering the module at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RATE = 48000
+BLOCK = RATE // 100  # 10 ms
+
+
+class EchoUnavailable(Exception):
+    pass
+
+
+class _Blocks:
+    """Cuts a stream of samples into exact 10 ms blocks."""
+
+    def __init__(self) -> None:
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def feed(self, samples: np.ndarray):
+        data = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        whole = len(data) - len(data) % BLOCK
+        self._pending = data[whole:].copy()
+        for start in range(0, whole, BLOCK):
+            yield data[start : start + BLOCK]
+
+
+class EchoCanceller:
+    def __init__(self, noise_suppression: bool = False, delay_ms: int = 40) -> None:
+        try:
+            from livekit import rtc
+        except Exception as exc:  # noqa: BLE001 - missing wheel or native library
+            raise EchoUnavailable(f"echo cancellation is not available ({exc})") from None
+        self._rtc = rtc
+        self._apm = rtc.AudioProcessingModule(echo_cancellation=True, noise_suppression=noise_suppression,
+                                              high_pass_filter=True, auto_gain_control=False)
+        self._lock = threading.Lock()
+        self._render = _Blocks()
+        self._capture = _Blocks()
+        self.delay_ms = 0
+        self.set_delay(delay_ms)
+        self.failed = False
+
+    def set_delay(self, delay_ms: float) -> None:
+        """Time from a sample leaving us for the speaker to it coming back in the microphone."""
+        self.delay_ms = int(max(0, min(500, delay_ms)))
+        with self._lock:
+            self._apm.set_stream_delay_ms(self.delay_ms)
+
+    def render(self, samples: np.ndarray) -> None:
+        if self.failed:
+            return
+        for block in self._render.feed(samples):
+            frame = self._rtc.AudioFrame(block.tobytes(), RATE, 1, BLOCK)
+            self._run(self._apm.process_reverse_stream, frame)
+
+    def capture(self, samples: np.ndarray) -> np.ndarray:
+        """Microphone samples in, the same amount (give or take a block held back) out, cleaned."""
+        if self.failed:
+            return samples
+        out = []
+        for block in self._capture.feed(samples):
+            frame = self._rtc.AudioFrame(block.tobytes(), RATE, 1, BLOCK)
+            self._run(self._apm.process_stream, frame)
+            out.append(np.frombuffer(frame.data, dtype=np.int16).copy())
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+
+    def _run(self, method, frame) -> None:
+        try:
+            with self._lock:
+                method(frame)
+        except Exception:  # noqa: BLE001 - never break the audio thread; pass audio through instead
+            self.failed = True
+            log.exception("echo canceller failed; audio passes through unprocessed from now on")

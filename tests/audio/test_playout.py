@@ -1,0 +1,131 @@
+"""The adaptive playout buffer on its own: ordering, concealment, underruns, adaptation, flush."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sandra_tui.audio.playout import FRAME, FrameQueue, PlayoutBuffer
+
+
+def frame(value: int) -> np.ndarray:
+    return np.full(FRAME, value, dtype=np.int16)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def played_values(buf: PlayoutBuffer, frames: int) -> list[int]:
+    return [int(buf.pull(FRAME)[0]) for _ in range(frames)]
+
+
+def test_prebuffers_to_target_then_plays_in_timestamp_order():
+    buf = PlayoutBuffer(target_ms=60)
+    for i in (1, 0, 2):  # out of order
+        buf.push(frame(100 + i), i * FRAME)
+    assert played_values(buf, 3) == [100, 101, 102]
+    assert buf.frames_played == 3 and buf.underruns == 0
+
+
+def test_silence_while_prebuffering():
+    buf = PlayoutBuffer(target_ms=60)
+    buf.push(frame(7), 0)
+    assert played_values(buf, 2) == [0, 0]
+    assert not buf.playing and buf.underruns == 0
+
+
+def test_a_lost_frame_is_concealed_not_stalled():
+    buf = PlayoutBuffer(target_ms=40)
+    for i in (0, 1, 3, 4):  # frame 2 lost
+        buf.push(frame(1000), i * FRAME)
+    out = played_values(buf, 5)
+    assert out[:2] == [1000, 1000]
+    assert out[2] == 500  # the last frame, faded
+    assert out[3:] == [1000, 1000]
+    assert buf.concealed == 1 and buf.underruns == 0
+
+
+def test_late_frame_is_dropped():
+    buf = PlayoutBuffer(target_ms=40)
+    for i in (0, 1, 3):
+        buf.push(frame(1), i * FRAME)
+    played_values(buf, 3)  # 0, 1, concealed 2
+    buf.push(frame(1), 2 * FRAME)  # arrives after its turn
+    assert buf.late == 1
+
+
+def test_underrun_raises_target_and_it_decays_after_a_quiet_period():
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, shrink_after_s=10, clock=clock)
+    buf.push(frame(1), 0)
+    buf.push(frame(1), FRAME)
+    played_values(buf, 3)  # 2 frames, then nothing: underrun
+    assert buf.underruns == 1 and buf.target_ms == 60
+    for i in range(2, 20):
+        buf.push(frame(1), i * FRAME)
+    clock.t = 11.0
+    played_values(buf, 5)
+    assert buf.target_ms == 40
+
+
+def test_flush_drops_queued_audio_and_prebuffers_again():
+    buf = PlayoutBuffer(target_ms=40)
+    for i in range(10):
+        buf.push(frame(5), i * FRAME)
+    played_values(buf, 2)
+    assert buf.flush() == 8 * 20
+    assert buf.depth_ms == 0
+    assert played_values(buf, 1) == [0]
+    buf.push(frame(9), 10 * FRAME)
+    buf.push(frame(9), 11 * FRAME)
+    assert played_values(buf, 1) == [9]
+
+
+def test_a_new_stream_after_reconnect_is_reanchored():
+    buf = PlayoutBuffer(target_ms=40)
+    for i in range(5000, 5004):
+        buf.push(frame(1), i * FRAME)
+    played_values(buf, 4)
+    for i in range(0, 3):  # the new peer connection's timestamps start at 0
+        buf.push(frame(2), i * FRAME)
+    assert played_values(buf, 3)[-1] == 2
+
+
+def test_depth_stays_bounded_when_the_sender_runs_fast():
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, clock=clock)
+    index = 0
+    for step in range(600):  # 12 s; the sender's clock runs 5% fast
+        clock.t = step * 0.02
+        for _ in range(2 if step % 20 == 0 else 1):
+            buf.push(frame(0), index * FRAME)
+            index += 1
+        buf.pull(FRAME)
+    assert buf.depth_ms <= buf.target_ms + 3 * 20
+    assert buf.dropped > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.booleans()), min_size=1, max_size=80),
+       st.integers(1, 2000))
+def test_any_arrival_pattern_gives_full_blocks_and_consistent_counts(arrivals, block):
+    buf = PlayoutBuffer(target_ms=60)
+    for index, lost in arrivals:
+        if not lost:
+            buf.push(frame(3), index * FRAME)
+        out = buf.pull(block)
+        assert len(out) == block and out.dtype == np.int16
+    assert buf.frames_played <= buf.frames_in
+    assert buf.depth_ms <= buf.capacity * 20 + 20
+
+
+def test_frame_queue_keeps_the_newest():
+    q = FrameQueue(max_frames=2)
+    for i in range(5):
+        q.put(frame(i))
+    assert q.dropped == 3
+    assert int(q.get()[0]) == 3 and int(q.get()[0]) == 4 and q.get() is None
