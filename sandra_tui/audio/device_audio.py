@@ -142,6 +142,15 @@ class DeviceAudio(Source):
         return None
 
     # -- engine side ------------------------------------------------------------------------
+    async def wait_frame(self, timeout: float) -> bool:
+        """Until the microphone has a frame ready (True) or `timeout` passes (False)."""
+        mic = self.mic
+        if mic is None:
+            return False
+        if len(mic.frames):
+            return True
+        return await mic.frames.wait(timeout)
+
     def read(self) -> np.ndarray:
         frame = self.mic.frames.get() if self.mic is not None else None
         return frame if frame is not None else np.zeros(FRAME, dtype=np.int16)

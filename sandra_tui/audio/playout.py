@@ -13,6 +13,7 @@ timestamp as soon as they are decoded; the speaker pulls at its own pace:
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
@@ -197,6 +198,7 @@ class FrameQueue:
         self._lock = threading.Lock()
         self.max_frames = max_frames
         self.dropped = 0
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None
 
     def put(self, frame: np.ndarray) -> None:
         with self._lock:
@@ -204,6 +206,26 @@ class FrameQueue:
             while len(self._frames) > self.max_frames:
                 self._frames.popleft()
                 self.dropped += 1
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            loop, future = waiter
+            loop.call_soon_threadsafe(_wake, future)
+
+    async def wait(self, timeout: float) -> bool:
+        """Until a frame is queued (True) or `timeout` passes (False); one waiter at a time."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if self._frames:
+                return True
+            self._waiter = (loop, future)
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except asyncio.TimeoutError:
+            with self._lock:
+                self._waiter = None
+            return bool(self._frames)
 
     def get(self) -> np.ndarray | None:
         with self._lock:
@@ -211,3 +233,8 @@ class FrameQueue:
 
     def __len__(self) -> int:
         return len(self._frames)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -62,7 +62,10 @@ class WavFileSource(Source):
 
 
 class MicTrack(MediaStreamTrack):
-    """The outgoing audio track, paced by the wall clock; sends silence while muted.
+    """The outgoing audio track; sends silence while muted.
+
+    Paced by the device when the source has one (`wait_frame`: each frame leaves as soon as
+    it is captured, no queueing delay), otherwise by the wall clock.
 
     A new one is made for every connection attempt (a track whose sender stopped is ended);
     the source behind it lives across attempts.
@@ -80,7 +83,11 @@ class MicTrack(MediaStreamTrack):
     async def recv(self):
         if self.readyState != "live":
             raise MediaStreamError
-        pts = await self._pacer.next()
+        wait_frame = getattr(self._source, "wait_frame", None)
+        if wait_frame is not None and await wait_frame(DEVICE_TIMEOUT_S):
+            pts = self._pacer.advance()
+        else:  # no device, or it stalled: keep time with silence so the call stays up
+            pts = await self._pacer.next()
         samples = self._source.read()
         if self._gate is not None and not self._gate():
             samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -90,3 +97,4 @@ class MicTrack(MediaStreamTrack):
 
 
 FRAME_SECONDS = FRAME_MS / 1000
+DEVICE_TIMEOUT_S = 0.1  # a device silent this long is paced by the clock until it returns

@@ -20,7 +20,7 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from sandra_tui.audio import rtp_passthrough
+from sandra_tui.protocol import rtp_passthrough
 from sandra_tui.audio.engine import AudioEngine
 from sandra_tui.call import signaling
 from sandra_tui.call.backoff import Backoff, attempt_log_line

@@ -122,7 +122,7 @@ class AudioConfig(_Section):
     echo_cancellation: bool = True
     noise_suppression: bool = False
     push_to_talk: bool = False
-    playout_target_ms: int = Field(60, ge=20, le=500)
+    playout_target_ms: int = Field(40, ge=20, le=500)  # grows on jitter, shrinks back
 
 
 class SessionConfig(_Section):

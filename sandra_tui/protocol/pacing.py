@@ -15,6 +15,17 @@ class FramePacer:
         self._start: float | None = None
         self.pts = 0
 
+    def advance(self) -> int:
+        """Next pts without waiting (the caller is paced by something else, e.g. a device);
+        keeps the wall-clock origin in step so `next()` can take over seamlessly."""
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+            return self.pts
+        self.pts += FRAME_SAMPLES
+        self._start = now - self.pts / SAMPLE_RATE
+        return self.pts
+
     async def next(self) -> int:
         """Wait until the next frame is due; return its pts (in 1/48000 s)."""
         if self._start is None:

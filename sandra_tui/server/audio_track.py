@@ -47,11 +47,12 @@ class AgentAudioTrack(MediaStreamTrack):
         return len(samples) / SAMPLE_RATE
 
     def mirror(self, samples: np.ndarray, edge_at: float | None = None) -> None:
-        """Send one received frame straight back (keep at most 2 queued: lowest delay)."""
+        """Send one received frame straight back (at most 1 queued: the lowest delay; the two
+        pacers drift, so now and then a frame is dropped, which a latency probe can afford)."""
         self._frames.append(samples)
         if edge_at is not None:
             self._edge_frames[id(samples)] = edge_at
-        while len(self._frames) > 2:
+        while len(self._frames) > 1:
             dropped = self._frames.popleft()
             self._edge_frames.pop(id(dropped), None)
 

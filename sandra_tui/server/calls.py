@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from sandra_tui.protocol import rtp_passthrough
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
 
@@ -110,6 +111,9 @@ class CallRegistry:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             if not any(t.kind == "audio" for t in pc.getTransceivers()):
                 raise ValueError("the offer has no audio section")
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "audio":  # hear the caller without aiortc's 80 ms prefetch
+                    rtp_passthrough.install(transceiver.receiver)
             pc.addTrack(agent.track)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
