@@ -1,8 +1,8 @@
 """`python -m bench [--quick|--full]`: this client against the baseline, side by side, on loopback.
 
 Both clients talk to the same `sandra-tui serve --faults` process; every number is measured in
-this run, and the ratio is baseline / ours (above 1: we are faster). Rows that need the audio
-engine or the full TUI are listed as not measured yet.
+this run, and the ratio is baseline / ours (above 1: we are faster or lighter). The audio rows
+run on a private PulseAudio server (bench/audio.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import aiohttp
 import numpy as np
 
 from bench import resources
+from bench.audio import AudioBench
 from bench.baseline import BaselineClient
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState, LatencySample, ReconnectAttempt, StateChanged
@@ -156,6 +157,28 @@ async def response_latency(url: str, runs: int) -> dict:
     return {"ours": ours, "baseline": base}
 
 
+def audio_rows(rows: list[dict], mode: str, seconds: float) -> dict:
+    """Mouth-to-ear at 0% and 2% loss, and CPU/RSS with audio both ways, on PulseAudio."""
+    bench = AudioBench()
+    stages = {}
+    try:
+        clicks = 6 if mode == "quick" else 40
+        for loss in (0.0, 0.02):
+            ours = bench.mouth_to_ear("ours", clicks, loss)
+            base = bench.mouth_to_ear("baseline", clicks, loss)
+            rows.append(summarize(f"mouth-to-ear via PulseAudio, {loss:.0%} loss (ms)", ours["ms"], base["ms"],
+                                  "ms"))
+            rows[-1]["lost_clicks"] = {"ours": ours["lost"], "baseline": base["lost"]}
+            stages[f"{loss:.0%}"] = ours["stages"]
+        ours = bench.resources_both_ways("ours", seconds)
+        base = bench.resources_both_ways("baseline", seconds)
+        for key, label in (("cpu_pct", "CPU % of one core"), ("rss_slope_mb_per_h", "RSS slope (MB/h)")):
+            rows.append(summarize(f"{label}, {seconds:.0f} s, audio both ways", [ours[key]], [base[key]], "x"))
+    finally:
+        bench.close()
+    return stages
+
+
 def summarize(name: str, ours: list, base: list, unit: str = "s") -> dict:
     ours = [v for v in ours if v is not None]
     base = [v for v in base if v is not None]
@@ -206,7 +229,8 @@ async def main(mode: str) -> int:
         rows.append(summarize("peer closed: recovery (s)", r["ours_recover"], r["baseline_recover"]))
         r = await response_latency(serve.url, runs)
         rows.append(summarize("typed text -> first reply audio (s)", r["ours"], r["baseline"]))
-        seconds = 25 if mode == "quick" else 600
+        seconds = 12 if mode == "quick" else 600
+        resources.WARMUP_S = 5.0 if mode == "quick" else 10.0
         base = await asyncio.to_thread(resources.baseline, serve.url, seconds)
         ours = await asyncio.to_thread(resources.headless, serve.url, seconds)
         tui = await asyncio.to_thread(resources.with_tui, serve.url, seconds)
@@ -219,12 +243,16 @@ async def main(mode: str) -> int:
             s.close()
         coturn.stop()
         serve.stop()
-    pending = ["mouth-to-ear via PulseAudio, 0% / 2% loss", "event-loop lag and underruns with the UI"]
+    stages = await asyncio.to_thread(audio_rows, rows, mode, seconds)
+    pending = ["event-loop lag and underruns with the UI"]
     print_table(rows, pending)
+    print("\nour mouth-to-ear by stage, median ms (edge trace + agent mirror trace):")
+    for loss, by_stage in stages.items():
+        print(f"  {loss:>3} loss: " + ", ".join(f"{k} {v:.1f}" for k, v in by_stage.items()))
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{mode}.json").write_text(json.dumps({"mode": mode, "at": time.time(), "rows": rows,
-                                                  "cap_s": CAP_S}, indent=2))
+                                                  "stages": stages, "cap_s": CAP_S}, indent=2))
     print(f"\n(recovery/detection capped at {CAP_S:.0f} s: a capped baseline value means it never did)")
     return 0
 

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", action="store_true", help="enable the fault-injection admin endpoint (loopback only)")
     p.add_argument("--ready-file", metavar="PATH", help="write the listening URL to PATH once serving")
     p.add_argument("--agent-mode", choices=["reply", "echo", "mirror"], default=None,
-                   help="local agent: speak a reply (default) or echo the caller's speech back (latency tests)")
+                   help="local agent: speak a reply (default), echo the caller's utterance back, or mirror every frame (round-trip probe)")
     p.add_argument("--turn-url", action="append", metavar="URL",
                    help="TURN/STUN URL handed to clients (repeatable; default $SANDRA_TURN_URLS); "
                         "turn: URLs get REST credentials from $SANDRA_TURN_SECRET")

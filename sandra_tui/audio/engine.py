@@ -44,6 +44,8 @@ class AudioEngine:
         self._in = (SILENCE_DBFS, SILENCE_DBFS)
         self._out = (SILENCE_DBFS, SILENCE_DBFS)
         self._last_level = 0.0
+        self._last_in: np.ndarray | None = None
+        self._last_out: np.ndarray | None = None
         self.frames_received = 0
         self.trace = None  # an EdgeTrace (set_trace) when a benchmark asks
 
@@ -71,7 +73,7 @@ class AudioEngine:
     def _on_mic(self, samples: np.ndarray) -> None:
         if self.trace is not None and self.sending():
             self.trace.mark("sent", samples)
-        self._in = (rms_dbfs(samples), peak_dbfs(samples)) if self.sending() else (SILENCE_DBFS, SILENCE_DBFS)
+        self._last_in = samples if self.sending() else None
         self._maybe_levels()
 
     # -- downlink ----------------------------------------------------------------------------
@@ -93,9 +95,11 @@ class AudioEngine:
             self.playout.push(samples, pts)
         for sink in self.sinks:
             sink.write(samples)
-        self._out = (rms_dbfs(samples), peak_dbfs(samples))
-        for listener in list(self.output_listeners):
-            listener(samples, self._out[0])
+        self._last_out = samples
+        if self.output_listeners:
+            level = peak_dbfs(samples)  # cheap, every frame: is Sandra audible yet
+            for listener in list(self.output_listeners):
+                listener(samples, level)
         self._maybe_levels()
 
     @property
@@ -113,10 +117,16 @@ class AudioEngine:
             sink.flush()
 
     def _maybe_levels(self) -> None:
+        # Levels of the latest frame, ~10 times a second: meters need no more, and RMS of
+        # every frame both ways would cost more than the meters are worth.
         now = time.monotonic()
         if now - self._last_level < LEVEL_INTERVAL_S:
             return
         self._last_level = now
+        silent = (SILENCE_DBFS, SILENCE_DBFS)
+        i, o = self._last_in, self._last_out
+        self._in = (rms_dbfs(i), peak_dbfs(i)) if i is not None else silent
+        self._out = (rms_dbfs(o), peak_dbfs(o)) if o is not None else silent
         for listener in list(self.level_listeners):
             listener(self._in[0], self._out[0], self._in[1], self._out[1])
 

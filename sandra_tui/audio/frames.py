@@ -26,14 +26,15 @@ def make_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
 
 def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     """Decoded frame (s16 packed, mono or stereo) -> mono int16."""
+    # Opus decodes a mono stream to identical channels: the first one is the signal, and
+    # taking it costs far less than averaging (this runs 50 times a second).
     data = frame.to_ndarray()
     channels = len(frame.layout.channels)
     if frame.format.is_planar:
-        mono = data.mean(axis=0) if channels > 1 else data[0]
+        mono = data[0]
     else:
-        flat = data.reshape(-1)
-        mono = flat.reshape(-1, channels).mean(axis=1) if channels > 1 else flat
-    return np.asarray(mono, dtype=np.int16)
+        mono = data.reshape(-1)[::channels] if channels > 1 else data.reshape(-1)
+    return np.ascontiguousarray(mono, dtype=np.int16)
 
 
 def rms_dbfs(samples: np.ndarray) -> float:
@@ -42,6 +43,10 @@ def rms_dbfs(samples: np.ndarray) -> float:
     x = samples.astype(np.float32) / 32768.0
     rms = float(np.sqrt(np.mean(x * x)))
     return 20 * np.log10(rms) if rms > 1e-6 else SILENCE_DBFS
+
+
+def peak(samples: np.ndarray) -> int:
+    return max(int(samples.max(initial=0)), -int(samples.min(initial=0))) if samples.size else 0
 
 
 def peak_dbfs(samples: np.ndarray) -> float:

@@ -28,7 +28,7 @@ REANCHOR_FRAMES = 50  # a jump of more than 1 s in timestamps is a new stream (r
 
 class PlayoutBuffer:
     def __init__(self, target_ms: int = 60, min_ms: int = 40, max_ms: int = 300, capacity_ms: int = 1000,
-                 shrink_after_s: float = 10.0, clock=time.monotonic) -> None:
+                 shrink_after_s: float = 3.0, clock=time.monotonic) -> None:
         self.min_frames = max(1, min_ms // FRAME_MS)
         self.max_frames = max(self.min_frames, max_ms // FRAME_MS)
         self.base_frames = min(max(self.min_frames, target_ms // FRAME_MS), self.max_frames)

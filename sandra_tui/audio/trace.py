@@ -37,3 +37,35 @@ class EdgeTrace:
             self.edges[stage].append(now + offset_s)
         if self.on_edge is not None:
             self.on_edge(stage, now + offset_s)
+
+
+# -- putting a round trip together ------------------------------------------------------------
+BREAKDOWN = {"capture": ("adc", "sent"), "uplink": ("sent", "agent_in"), "agent": ("agent_in", "agent_out"),
+             "downlink": ("agent_out", "received"), "playout_buffer": ("received", "played"),
+             "device_output": ("played", "dac"), "total": ("adc", "dac")}
+
+
+def round_trips(edges: dict[str, list[float]], mirror: list[dict], limit_s: float = 1.0) -> list[dict]:
+    """One dict of stage -> time per click that made it all the way: client edges (adc ...
+    dac) plus the agent's mirror trace entries ({"in", "out"}), matched by order in time."""
+    trips = []
+    for adc in edges.get("adc", []):
+        trip = {"adc": adc}
+        for name in ("captured", "sent", "received", "played", "dac"):
+            later = [t for t in edges.get(name, []) if t >= adc]
+            if later:
+                trip[name] = later[0]
+        agent = [m for m in mirror if m["in"] >= adc]
+        if agent:
+            trip["agent_in"], trip["agent_out"] = agent[0]["in"], agent[0]["out"]
+        if len(trip) == 8 and trip["dac"] - adc < limit_s:
+            trips.append(trip)
+    return trips
+
+
+def breakdown(trips: list[dict]) -> dict[str, float]:
+    """Median ms per stage."""
+    if not trips:
+        return {}
+    return {name: round(float(np.median([(t[b] - t[a]) * 1000 for t in trips])), 1)
+            for name, (a, b) in BREAKDOWN.items()}

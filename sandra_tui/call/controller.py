@@ -20,7 +20,7 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from sandra_tui.protocol import rtp_passthrough
+from sandra_tui.protocol import audio_level, rtp_passthrough
 from sandra_tui.audio.engine import AudioEngine
 from sandra_tui.call import signaling
 from sandra_tui.call.backoff import Backoff, attempt_log_line
@@ -60,6 +60,8 @@ QUALITY_EVERY = 4  # polls per quality event (1 s)
 REPLY_AUDIO_DBFS = -50.0  # a reply frame louder than this is "audio"
 RESEED_MESSAGES = 10  # history items replayed into a new session after a reconnect
 
+
+audio_level.install()
 
 # Every peer connection a controller made, so tests and diagnostics can check none is left open.
 PEER_CONNECTIONS: weakref.WeakSet = weakref.WeakSet()

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from sandra_tui.protocol import rtp_passthrough
+from sandra_tui.protocol import audio_level, rtp_passthrough
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
 
 log = logging.getLogger("sandra_tui.server.calls")
+audio_level.install()
 
 
 @dataclass

@@ -79,8 +79,8 @@ class ServerSettings:
             out.append("the TURN credential TTL must be 60 s to 7 days")
         if not 10 <= self.token_ttl_s <= 7200:
             out.append("the key TTL must be 10 to 7200 s (the Realtime API's bounds)")
-        if self.agent_mode not in ("reply", "echo"):
-            out.append("the agent mode must be reply or echo")
+        if self.agent_mode not in ("reply", "echo", "mirror"):
+            out.append("the agent mode must be reply, echo or mirror")
         if self.upstream == "openai" and not self.openai_api_key:
             out.append("--upstream openai needs OPENAI_API_KEY in the environment")
         return out

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from sandra_tui.audio.engine import build_engine
-from sandra_tui.audio.trace import EdgeTrace
+from sandra_tui.audio.trace import EdgeTrace, breakdown
+from sandra_tui.audio.trace import round_trips as trace_round_trips
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState, Speech
 from sandra_tui.config.model import AudioConfig, Config
@@ -133,19 +134,7 @@ async def round_trips(pulse, agent_server, call, clicks: int) -> list[dict]:
     await asyncio.sleep(0.5)
     async with agent_server._http.get(agent_server.url + "/_faults") as r:
         mirror = [entry for entries in (await r.json())["mirror_trace"].values() for entry in entries]
-    results = []
-    for i, adc in enumerate(trace.edges["adc"]):
-        stage = {"adc": adc}
-        for name in ("captured", "sent", "received", "played", "dac"):
-            later = [t for t in trace.edges[name] if t >= adc]
-            if later:
-                stage[name] = later[0]
-        agent = [m for m in mirror if m["in"] >= adc]
-        if agent:
-            stage["agent_in"], stage["agent_out"] = agent[0]["in"], agent[0]["out"]
-        if len(stage) == 8 and stage["dac"] - adc < 1.0:
-            results.append(stage)
-    return results
+    return trace_round_trips(trace.edges, mirror)
 
 
 async def test_round_trip_through_the_mirror_agent_is_measured_by_stage(pulse, agent_server):
@@ -175,11 +164,3 @@ async def test_two_percent_loss_keeps_playout_delay_bounded(pulse, agent_server)
     assert len(trips) >= 8
     assert totals[-1] < 500  # no permanent +300 ms (aiortc's own buffer would keep it)
 
-
-def breakdown(trips: list[dict]) -> dict:
-    """Median ms per stage: capture, network+encode up, agent, network+decode down, playout, device."""
-    pairs = {"capture": ("adc", "sent"), "uplink": ("sent", "agent_in"), "agent": ("agent_in", "agent_out"),
-             "downlink": ("agent_out", "received"), "playout_buffer": ("received", "played"),
-             "device_output": ("played", "dac"), "total": ("adc", "dac")}
-    return {name: round(float(np.median([(t[b] - t[a]) * 1000 for t in trips])), 1)
-            for name, (a, b) in pairs.items()}

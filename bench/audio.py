@@ -1,0 +1,98 @@
+"""Benchmarks with real audio devices: a private PulseAudio server (tests/pulse.py), the agent in
+mirror mode (every frame straight back) and each client on the ALSA "default" device.
+
+- mouth-to-ear: bench/pulse_rig.py plays a click into the mic sink and times its return on
+  the speaker monitor, with 0% and 2% packet loss on the agent's media;
+- our client's stage breakdown from its edge trace plus the agent's mirror trace;
+- CPU and RSS with audio both ways (speech looped into the microphone, mirrored back).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+
+from bench import resources
+from sandra_tui.audio.trace import breakdown, round_trips
+from tests.agent_server import ServeProcess
+from tests.pulse import MIC_SINK, SPK_SINK, Pulse
+
+RATE = 48000
+
+
+def _speech(seconds: float) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    buzz = np.sign(np.sin(2 * np.pi * 180 * t)) * 0.6 + np.sin(2 * np.pi * 360 * t) * 0.4
+    return (buzz * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)) * 9000).astype(np.int16)
+
+
+def _faults(url: str, **patch) -> dict:
+    request = urllib.request.Request(url + "/_faults", data=json.dumps(patch).encode() if patch else None,
+                                     headers={"Content-Type": "application/json"},
+                                     method="POST" if patch else "GET")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _client(kind: str, url: str, env: dict, seconds: float, trace: bool = False) -> subprocess.Popen:
+    if kind == "ours":
+        args = [sys.executable, "-m", "sandra_tui", "--backend", url, "call", "--headless", "--devices",
+                "--duration", str(seconds)] + (["--trace-audio"] if trace else [])
+    else:
+        args = [sys.executable, "-m", "bench.baseline", url, str(seconds), "--devices"]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE if trace else subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True)
+
+
+class AudioBench:
+    def __init__(self) -> None:
+        self.pulse = Pulse().start()
+        self.serve = ServeProcess("--faults", "--agent-mode", "mirror").start()
+        self.env = {**os.environ, **self.pulse.env, "SANDRA_CONFIG": "/nonexistent/sandra-bench.toml"}
+
+    def close(self) -> None:
+        self.serve.stop()
+        self.pulse.stop()
+
+    def mouth_to_ear(self, kind: str, clicks: int, loss: float) -> dict:
+        _faults(self.serve.url, rtp_drop=loss, seed=11)
+        client = _client(kind, self.serve.url, self.env, clicks * 0.6 + 20, trace=kind == "ours")
+        try:
+            time.sleep(3.0)  # connected, playout settled
+            rig_env = {**self.env, "PULSE_SINK": MIC_SINK, "PULSE_SOURCE": f"{SPK_SINK}.monitor"}
+            out = subprocess.run([sys.executable, "-m", "bench.pulse_rig", str(clicks)], env=rig_env,
+                                 capture_output=True, text=True, timeout=clicks * 2 + 30).stdout
+            delays = [json.loads(line)["ms"] for line in out.splitlines() if line.startswith("{")]
+            mirror = [e for entries in _faults(self.serve.url)["mirror_trace"].values() for e in entries]
+        finally:
+            client.terminate()
+            trace_out, _ = client.communicate(timeout=15)
+            _faults(self.serve.url, rtp_drop=0.0)
+        stages = {}
+        if trace_out:
+            edges: dict[str, list[float]] = {}
+            for line in trace_out.splitlines():
+                if '"trace"' in line:
+                    record = json.loads(line)
+                    edges.setdefault(record["stage"], []).append(record["mono"])
+            stages = breakdown(round_trips(edges, mirror))
+        heard = [d for d in delays if d is not None]
+        return {"ms": heard, "lost": len(delays) - len(heard), "stages": stages}
+
+    def resources_both_ways(self, kind: str, seconds: float) -> dict:
+        client = _client(kind, self.serve.url, self.env, seconds + 15)
+        talk = self.pulse.play_into_mic(np.tile(np.concatenate([_speech(1.5), np.zeros(RATE // 2, np.int16)]),
+                                                int(seconds / 2) + 10))
+        try:
+            return resources.sample(client.pid, seconds + resources.WARMUP_S, lambda: client.poll() is None)
+        finally:
+            talk.kill()
+            talk.wait()
+            client.terminate()
+            client.wait(15)
