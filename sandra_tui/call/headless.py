@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import time
@@ -127,7 +126,4 @@ def run(args: argparse.Namespace) -> int:
         print("sandra-tui call: --duration must be positive", file=sys.stderr)
         return 2
     loaded = load_for_cli(args)
-    if os.environ.get("SANDRA_UVLOOP"):
-        import uvloop
-        uvloop.install()
     return asyncio.run(run_call(args, loaded.config, JsonLines()))
