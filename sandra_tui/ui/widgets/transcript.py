@@ -1,28 +1,40 @@
-"""The conversation, rendered from the controller's history (at most its 50 messages)."""
+"""The conversation, drawn from the controller's history (the one source of truth, capped at 50).
+
+It polls the history's revision from the screen's repaint timer instead of reacting to every
+streaming delta, so a fast reply costs a few repaints a second, not one per delta.
+"""
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-ROLE_STYLE = {"user": ("You", "bold cyan"), "assistant": ("Sandra", "bold magenta")}
+from sandra_tui.call.history import ConversationHistory
+from sandra_tui.ui.widgets.message_view import MessageView
+
+EMPTY = "Nothing said yet. Talk, or type below and press Enter."
+
+
+def size(history: ConversationHistory) -> str:
+    """What the history holds against its memory cap, e.g. "3.1 KB of 100 MB"."""
+    mb = history.memory_usage_mb()
+    held = f"{mb * 1024:.1f} KB" if mb < 1 else f"{mb:.1f} MB"
+    return f"{held} of {history.max_bytes / 1024 / 1024:g} MB"
 
 
 class Transcript(VerticalScroll):
-    DEFAULT_CSS = """
-    Transcript { border: round $secondary; height: 1fr; }
-    Transcript > Static { margin: 0 1; }
-    """
-
-    def __init__(self, history, **kwargs) -> None:
+    def __init__(self, history: ConversationHistory, **kwargs) -> None:
         super().__init__(**kwargs)
         self.history = history
         self._revision = -1
+        self._views: dict[int, MessageView] = {}  # id(history message) -> its view, in history order
         self.border_title = "Transcript"
 
+    def compose(self):
+        yield Static(EMPTY, id="transcript-empty")
+
     def on_mount(self) -> None:
-        self.set_interval(0.2, self.sync)  # coalesce streaming deltas into ~5 repaints a second
+        self.sync()
 
     def sync(self, force: bool = False) -> None:
         if not force and self.history.revision == self._revision:
@@ -30,19 +42,26 @@ class Transcript(VerticalScroll):
         self._revision = self.history.revision
         follow = self.scroll_y >= self.max_scroll_y - 1  # stay put if the operator scrolled up
         messages = self.history.messages()
-        widgets = list(self.query(Static))
-        for widget in widgets[len(messages):]:
-            widget.remove()
-        for i, message in enumerate(messages):
-            who, style = ROLE_STYLE.get(message.role, (message.role, "bold"))
-            text = Text.assemble((f"{who}: ", style), message.content + ("" if message.final else " …"))
-            if i < len(widgets):
-                widgets[i].update(text)
+        alive = {id(m) for m in messages}
+        views: dict[int, MessageView] = {}
+        for key, view in self._views.items():
+            if key in alive:
+                views[key] = view
+                view.sync()
             else:
-                self.mount(Static(text))
-        self.border_subtitle = f"{len(messages)} messages, {self.history.memory_usage_mb():.2f} MB"
+                view.remove()  # trimmed from the history (cap, memory, clear)
+        new = []
+        for message in messages:  # the history only appends, so new messages go at the end
+            if id(message) not in views:
+                views[id(message)] = view = MessageView(message)
+                new.append(view)
+        self._views = views
+        if new:
+            self.mount_all(new)
+        self.query_one("#transcript-empty").display = not messages
+        self.border_subtitle = f"{len(messages)}/{self.history.max_messages} messages · {size(self.history)}"
         if follow:
             self.call_after_refresh(self.scroll_end, animate=False)
 
     def message_count(self) -> int:
-        return len(self.query(Static))
+        return len(self._views)

@@ -1,0 +1,21 @@
+"""The speaker path's health from PlayoutStats: buffer depth against its target, underruns."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from sandra_tui.call.events import PlayoutStats
+
+
+class PlayoutLine(Static):
+    def on_mount(self) -> None:
+        self.show(None)
+
+    def show(self, p: PlayoutStats | None) -> None:
+        if p is None:
+            self.update(Content.styled("playout: -", "$text-muted"))
+            return
+        underruns = f"{p.underruns} underrun" + ("" if p.underruns == 1 else "s")
+        self.update(Content.assemble(f"playout {p.depth_ms:.0f}/{p.target_ms:.0f} ms, ",
+                                     (underruns, "$warning" if p.underruns else "")))
