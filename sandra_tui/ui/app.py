@@ -1,134 +1,201 @@
-"""The Textual app: observes the call controller's events and calls its methods."""
+"""The Textual app: observes the call controller's events and calls its methods, nothing more.
+
+Events come in through `controller.subscribe`; the main screen paints them (heavy streams on a
+timer). Every command the operator gives is guarded: a failure becomes a notification with the
+reason, never a traceback on screen.
+"""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
+import asyncio
+import inspect
+import logging
+import time
+from pathlib import Path
+
+from textual.app import App
 from textual.binding import Binding
-from textual.widgets import Footer, Header, Input
 
-from sandra_tui.call.events import (
-    AudioLevels,
-    CallState,
-    ErrorEvent,
-    HistoryChanged,
-    LatencySample,
-    MuteChanged,
-    Notice,
-    Quality,
-    StateChanged,
-    Transcript as TranscriptEvent,
-)
-from sandra_tui.ui.widgets.call_pane import CallPane
-from sandra_tui.ui.widgets.latency_spark import LatencySpark
-from sandra_tui.ui.widgets.transcript import Transcript
+from sandra_tui.call.events import CallState, DevicesChanged, ErrorEvent, Event, Notice
+from sandra_tui.call.ice import IcePlanner
+from sandra_tui.config.load import save_config
+from sandra_tui.config.model import IceConfig
+from sandra_tui.secrets import redact
+from sandra_tui.ui.commands import SandraCommands
+from sandra_tui.ui.keys import APP_KEYS
+from sandra_tui.ui.loop_lag import LoopLagMonitor
+from sandra_tui.ui.screens.devices import DevicePicker
+from sandra_tui.ui.screens.error import ErrorScreen
+from sandra_tui.ui.screens.help import HelpScreen
+from sandra_tui.ui.screens.ice_editor import IceEditor
+from sandra_tui.ui.screens.main import MainScreen
 
-HELP = ("F2 call / hang up · F3 mute · F4 push-to-talk mode · F5 talk (push-to-talk) · "
-        "Esc stop Sandra · F7 clear transcript · Ctrl+Q quit")
+log = logging.getLogger(__name__)
+IDLE_STATES = (CallState.IDLE, CallState.ENDED, CallState.FAILED)
 
 
 class SandraApp(App):
     TITLE = "sandra-tui"
     SUB_TITLE = "voice client for Sandra"
-    BINDINGS = [
-        Binding("f2", "toggle_call", "Call/Hang up", priority=True),
-        Binding("f3", "toggle_mute", "Mute", priority=True),
-        Binding("f4", "toggle_ptt", "PTT mode", priority=True),
-        Binding("f5", "talk", "Talk", priority=True),
-        Binding("f7", "clear", "Clear", priority=True),
-        Binding("escape", "cancel_reply", "Stop Sandra", priority=True),
-        Binding("f1", "help", "Help", priority=True),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-    ]
+    CSS_PATH = ["styles/main.tcss", "styles/dialogs.tcss"]
+    BINDINGS = [Binding(k.key, k.action, k.label, key_display=k.display, priority=True)
+                for k in APP_KEYS if k.action != "command_palette"]
+    COMMANDS = App.COMMANDS | {SandraCommands}
 
     def __init__(self, controller, warnings: list[str] | None = None, autostart: bool = True,
-                 telemetry_factory=None) -> None:
+                 telemetry_factory=None, config_path: str | Path | None = None, clock=time.monotonic,
+                 monitor_loop_lag: bool = True) -> None:
         super().__init__()
         self.controller = controller
         self.telemetry_factory = telemetry_factory
         self.telemetry = None
         self.warnings = list(warnings or [])
         self.autostart = autostart
+        self.config_path = config_path  # None: save_config's default ($SANDRA_CONFIG or the user dir)
+        self.clock = clock
+        self.lag = LoopLagMonitor() if monitor_loop_lag else None
+        self.main = MainScreen(controller, clock)
+        self._unsubscribe = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
-        yield CallPane(id="call")
-        yield Transcript(self.controller.history, id="transcript")
-        yield LatencySpark(id="latency")
-        yield Input(placeholder="Type to Sandra and press Enter", id="message")
-        yield Footer()
+    def get_default_screen(self) -> MainScreen:
+        return self.main
 
     async def on_mount(self) -> None:
-        pane = self.query_one(CallPane)
-        pane.audio_description = self.controller.audio.description
-        pane.push_to_talk = self.controller.audio.push_to_talk
+        self._loop = asyncio.get_running_loop()
+        if self.lag is not None:
+            self.lag.start()
+        for warning in self.warnings:
+            self.notify(redact(warning), title="Configuration", severity="warning", timeout=15)
+
+    async def on_main_screen_ready(self) -> None:
         self._unsubscribe = self.controller.subscribe(self.on_controller_event)
         if self.telemetry_factory is not None:
             self.telemetry = self.telemetry_factory(self.controller)
-        for warning in self.warnings:
-            self.notify(warning, title="Configuration", severity="warning", timeout=15)
-        self.query_one(Input).focus()
         if self.autostart:
-            await self.controller.start()
+            await self._guard("Starting the call", self.controller.start)
 
-    def on_controller_event(self, event) -> None:
-        pane = self.query_one(CallPane)
-        if isinstance(event, StateChanged):
-            pane.set_state(event)
-        elif isinstance(event, (TranscriptEvent, HistoryChanged)):
-            pass  # the transcript polls the history's revision at ~5 Hz
-        elif isinstance(event, LatencySample):
-            self.query_one(LatencySpark).add(event.name, event.ms, event.cls)
-        elif isinstance(event, AudioLevels):
-            pane.levels = (event.input_dbfs, event.output_dbfs)
-        elif isinstance(event, Quality):
-            rtt = "-" if event.rtt_ms is None else f"{event.rtt_ms:.0f}"
-            jitter = "-" if event.jitter_ms is None else f"{event.jitter_ms:.0f}"
-            pane.quality = f"RTT {rtt} ms  jitter {jitter} ms  loss {event.loss_pct:.1f}%  MOS {event.mos or '-'}"
-        elif isinstance(event, MuteChanged):
-            pane.muted, pane.push_to_talk = event.muted, event.push_to_talk
-            pane.refresh_text()
-        elif isinstance(event, ErrorEvent):
-            self.notify(event.message, title="Error" if event.fatal else "Sandra", severity="error", timeout=10)
-        elif isinstance(event, Notice):
-            self.notify(event.message, timeout=8)
+    async def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self.lag is not None:
+            await self.lag.stop()
+            log.info("event loop lag: %s", self.lag.stats())
 
-    async def on_input_submitted(self, message: Input.Submitted) -> None:
-        text = message.value.strip()
-        message.input.value = ""
-        if text:
-            await self.controller.send_text(text)
-            self.query_one(Transcript).sync()
+    def loop_lag_stats(self) -> dict[str, float]:
+        """p50_ms / p99_ms / max_ms of how late the event loop wakes up (for benchmarks)."""
+        return self.lag.stats() if self.lag is not None else {}
+
+    # -- events in ---------------------------------------------------------------------------
+    def on_controller_event(self, event: Event) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is not None and running is not self._loop:
+            self._loop.call_soon_threadsafe(self._handle_event, event)  # from another thread: hop over
+            return
+        self._handle_event(event)
+
+    def _handle_event(self, event: Event) -> None:
+        try:  # this runs inside the controller's publish: a display bug must not break the call
+            if isinstance(event, ErrorEvent):
+                self.show_error(event)
+            elif isinstance(event, Notice):
+                self.notify(redact(event.message), title="Sandra", timeout=8)
+            elif isinstance(event, DevicesChanged) and event.reason:
+                self.notify(redact(event.reason), title="Audio devices", severity="warning", timeout=10)
+            if self.main.is_mounted:
+                self.main.take(event)
+        except Exception:  # noqa: BLE001
+            log.exception("showing %s failed", type(event).__name__)
+
+    def show_error(self, event: ErrorEvent) -> None:
+        message = redact(event.message)
+        if event.fatal and not isinstance(self.screen, ErrorScreen):
+            self.push_screen(ErrorScreen(message, event.code))
+        else:
+            self.notify(message, title="Error" if event.fatal else "Sandra", severity="error", timeout=10)
+
+    async def _guard(self, what: str, command, *args, **kwargs) -> bool:
+        """Run a controller command; a failure is a notification with the reason."""
+        try:
+            result = command(*args, **kwargs)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:  # noqa: BLE001 - the operator gets the reason, the log the traceback
+            log.exception("%s failed", what)
+            self.notify(redact(f"{what} failed: {exc}"), title="Error", severity="error", timeout=10)
+            return False
+        return True
+
+    # -- actions (keys, command palette) -----------------------------------------------------
+    async def send_text(self, text: str) -> bool:
+        return await self._guard("Sending the message", self.controller.send_text, text)
 
     async def action_toggle_call(self) -> None:
-        if self.controller.state in (CallState.IDLE, CallState.ENDED, CallState.FAILED):
-            await self.controller.retry()
+        if self.controller.state in IDLE_STATES:
+            await self._guard("Calling", self.controller.retry)
         else:
-            await self.controller.hangup()
+            await self._guard("Hanging up", self.controller.hangup)
 
-    def action_toggle_mute(self) -> None:
-        self.controller.toggle_mute()
+    async def action_toggle_mute(self) -> None:
+        await self._guard("Muting", self.controller.toggle_mute)
 
-    def action_toggle_ptt(self) -> None:
-        self.controller.set_push_to_talk(not self.controller.audio.push_to_talk)
+    async def action_toggle_ptt(self) -> None:
+        await self._guard("Push-to-talk", self.controller.set_push_to_talk, not self.controller.audio.push_to_talk)
 
-    def action_talk(self) -> None:
-        talking = not self.controller.audio.talking
-        self.controller.talk(talking)
-        self.notify("talking" if talking else "stopped talking", timeout=1.5)
+    async def action_talk(self) -> None:
+        await self._guard("Talking", self.controller.talk, not self.controller.audio.talking)
+        self.main.show_mic()  # talk() publishes no event
 
     async def action_cancel_reply(self) -> None:
-        await self.controller.cancel_response()
+        await self._guard("Stopping Sandra", self.controller.cancel_response)
 
-    def action_clear(self) -> None:
-        self.controller.clear_history()
-        self.query_one(Transcript).sync(force=True)
+    async def action_clear(self) -> None:
+        if await self._guard("Clearing the transcript", self.controller.clear_history):
+            self.main.repaint()
 
     def action_help(self) -> None:
-        self.notify(HELP, title="Keys", timeout=12)
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+        else:
+            self.push_screen(HelpScreen())
+
+    def action_ice_editor(self) -> None:
+        if not any(isinstance(s, IceEditor) for s in self.screen_stack):
+            self.push_screen(IceEditor(self.controller.config.ice, self.save_ice))
+
+    def action_devices(self) -> None:
+        if not any(isinstance(s, DevicePicker) for s in self.screen_stack):
+            self.push_screen(DevicePicker(self.controller, self.save_config_file), self._devices_chosen)
 
     async def action_quit(self) -> None:
-        await self.controller.hangup()
-        if self.telemetry is not None:
-            await self.telemetry.close(deadline_s=2.0)  # the backend is still up: flush, spool the rest
-        await self.controller.close()
+        await self._guard("Hanging up", self.controller.hangup)
+        if self.telemetry is not None:  # the backend is still up: flush, spool the rest
+            await self._guard("Sending telemetry", self.telemetry.close, deadline_s=2.0)
+        await self._guard("Closing", self.controller.close)
         self.exit()
+
+    # -- saving ------------------------------------------------------------------------------
+    async def save_config_file(self) -> Path:
+        # A thread: fsync can take a while, and the audio shares this event loop.
+        return await asyncio.to_thread(save_config, self.controller.config, self.config_path)
+
+    async def save_ice(self, ice: IceConfig) -> None:
+        """Write the file with `ice`, then hand it to the controller for the next (re)connect.
+        Raises (and changes nothing) when the file cannot be written."""
+        candidate = self.controller.config.model_copy(update={"ice": ice})
+        path = await asyncio.to_thread(save_config, candidate, self.config_path)
+        self.controller.config.ice = ice
+        # The controller reads config.ice at every connect, but its planner was built with the old
+        # one (probe timeout, cache, relay fallback): a new planner, same probe.
+        self.controller.planner = IcePlanner(ice, getattr(self.controller.planner, "probe", None))
+        log.info("ICE servers saved to %s: %d STUN, %d TURN", path, len(ice.stun), len(ice.turn))
+        self.notify(f"Saved to {path}. Used from the next connect.", title="ICE servers", timeout=8)
+
+    def _devices_chosen(self, changed: bool | None) -> None:
+        if changed:
+            self.notify(redact(getattr(self.controller.audio, "description", "") or "devices switched"),
+                        title="Audio devices", timeout=6)

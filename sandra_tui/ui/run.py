@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import platformdirs
+from pydantic import ValidationError
 
 
 def run_tui(args: argparse.Namespace) -> int:
@@ -15,6 +17,7 @@ def run_tui(args: argparse.Namespace) -> int:
     from sandra_tui.call.probe_adapter import make_probe
     from sandra_tui.call.telemetry_link import attach_telemetry
     from sandra_tui.config.load import load_config
+    from sandra_tui.config.model import BackendConfig
     from sandra_tui.logs import RedactingFilter
     from sandra_tui.ui.app import SandraApp
 
@@ -30,10 +33,18 @@ def run_tui(args: argparse.Namespace) -> int:
     root.setLevel(logging.INFO if args.log_level.upper() in ("WARNING", "INFO") else args.log_level.upper())
 
     loaded = load_config(args.config)
+    backend_url = None
     if args.backend:
-        loaded.config.backend.url = args.backend
+        try:
+            backend_url = BackendConfig(url=args.backend).url  # the config's own check of the URL
+        except ValidationError as exc:
+            print(f"sandra-tui: --backend: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+            return 2
     audio = AudioEngine(push_to_talk=loaded.config.audio.push_to_talk, description="no audio device (text only)")
-    controller = CallController(loaded.config, audio=audio, probe=make_probe())
-    app = SandraApp(controller, warnings=loaded.warnings, telemetry_factory=attach_telemetry)
+    # --backend goes to the controller, not into the config: the ICE editor and the device picker
+    # save the config, and a one-off flag must not end up in the file.
+    controller = CallController(loaded.config, audio=audio, probe=make_probe(), backend_url=backend_url)
+    app = SandraApp(controller, warnings=loaded.warnings, telemetry_factory=attach_telemetry,
+                    config_path=loaded.path)
     app.run()
     return 0

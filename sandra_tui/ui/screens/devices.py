@@ -1,0 +1,140 @@
+"""Pick the microphone and speaker from the machine's devices; the choice is saved in the config.
+
+No audio at all (no PortAudio, no device) is a message on this screen, not a crash. A switch that
+fails (device busy, gone) is a notification with the reason, and the dialog stays open.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from sandra_tui.audio.devices import AudioUnavailable, Device, find_device
+
+log = logging.getLogger(__name__)
+DEFAULT_ID = "default"
+
+
+def choice_value(device: Device, devices: list[Device], kind: str) -> str:
+    """What goes in the config: the name, or the index when the name is not unique."""
+    channels = "max_input_channels" if kind == "input" else "max_output_channels"
+    same = [d for d in devices if getattr(d, channels) > 0 and d.name.lower() == device.name.lower()]
+    return device.name if len(same) == 1 else str(device.index)
+
+
+class DevicePicker(ModalScreen[bool]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Use")]
+
+    def __init__(self, controller, save) -> None:
+        super().__init__(id="device-picker")
+        self.controller = controller
+        self.save_config = save  # async () -> None; writes controller.config
+        self.devices: list[Device] = []
+        self.values: dict[str, str] = {}  # option id -> config value ("" = system default)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="devices-dialog", classes="dialog") as dialog:
+            dialog.border_title = "Audio devices"
+            dialog.border_subtitle = "Tab switches lists · Ctrl+S use · Esc cancel"
+            yield Static(id="devices-error")
+            with Horizontal(id="devices-lists"):
+                with Vertical():
+                    yield Label("Microphone", classes="list-title")
+                    yield OptionList(id="devices-in")
+                with Vertical():
+                    yield Label("Speaker", classes="list-title")
+                    yield OptionList(id="devices-out")
+            yield Static(id="devices-current")
+            with Horizontal(classes="buttons"):
+                yield Static(classes="spacer")
+                yield Button("Use", variant="primary", compact=True, id="devices-use")
+                yield Button("Cancel", compact=True, id="devices-cancel")
+
+    def on_mount(self) -> None:
+        description = getattr(self.controller.audio, "description", "")
+        self.query_one("#devices-current", Static).update(Content.assemble(("In use: ", "bold"), description))
+        try:
+            self.devices = list(self.controller.list_devices())
+        except AudioUnavailable as exc:
+            self._unavailable(str(exc))
+            return
+        if not self.devices:
+            self._unavailable("No audio devices found.")
+            return
+        audio = self.controller.config.audio
+        self._fill("input", "#devices-in", audio.input_device)
+        self._fill("output", "#devices-out", audio.output_device)
+        self.query_one("#devices-in", OptionList).focus()
+
+    def _unavailable(self, message: str) -> None:
+        self.query_one("#devices-error", Static).update(Content.assemble(
+            ("No audio: ", "bold $error"), message, ("\nCalls still work as text only.", "$text-muted")))
+        self.query_one("#devices-lists").display = False
+        self.query_one("#devices-use", Button).disabled = True
+        self.query_one("#devices-cancel", Button).focus()
+
+    def _fill(self, kind: str, selector: str, wanted: str) -> None:
+        channels = "max_input_channels" if kind == "input" else "max_output_channels"
+        usable = [d for d in self.devices if getattr(d, channels) > 0]
+        options = [Option(Content.styled("System default", "italic"), id=f"{kind}-{DEFAULT_ID}")]
+        self.values[f"{kind}-{DEFAULT_ID}"] = ""
+        for d in usable:
+            is_default = d.default_input if kind == "input" else d.default_output
+            label = Content.assemble(d.name, (f"  {d.hostapi}", "$text-muted"),
+                                     ("  · default" if is_default else "", "$text-muted"))
+            option_id = f"{kind}-{d.index}"
+            options.append(Option(label, id=option_id))
+            self.values[option_id] = choice_value(d, self.devices, kind)
+        option_list = self.query_one(selector, OptionList)
+        option_list.add_options(options)
+        chosen = find_device(self.devices, wanted, kind) if wanted else None
+        option_list.highlighted = 0 if chosen is None else option_list.get_option_index(f"{kind}-{chosen.index}")
+
+    def _picked(self, selector: str) -> str | None:
+        option_list = self.query_one(selector, OptionList)
+        if option_list.highlighted is None:
+            return None
+        return self.values[option_list.get_option_at_index(option_list.highlighted).id]
+
+    async def action_apply(self) -> None:
+        if not self.devices:
+            return
+        audio = self.controller.config.audio
+        wanted_in, wanted_out = self._picked("#devices-in"), self._picked("#devices-out")
+        new_in = wanted_in if wanted_in is not None and wanted_in != audio.input_device else None
+        new_out = wanted_out if wanted_out is not None and wanted_out != audio.output_device else None
+        if new_in is None and new_out is None:
+            self.dismiss(False)
+            return
+        try:
+            await self.controller.set_devices(input_device=new_in, output_device=new_out)
+        except AudioUnavailable as exc:
+            self.notify(str(exc), title="Audio devices", severity="error", timeout=10)
+            return
+        try:
+            await self.save_config()
+        except Exception as exc:  # noqa: BLE001 - the switch worked; only remembering it failed
+            log.warning("saving the device choice failed: %s", exc)
+            self.notify(f"Switched, but not saved: {exc}", title="Audio devices", severity="warning", timeout=10)
+        self.dismiss(True)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()  # Enter on a list moves on to the next list, then to "Use"
+        self.focus_next()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "devices-use":
+            await self.action_apply()
+        else:
+            self.action_cancel()

@@ -1,0 +1,118 @@
+"""The main screen: call pane, transcript, latency sparkline, message input.
+
+Controller events arrive here through the app. Rare ones (state, mute) repaint at once; the
+heavy streams (levels ~10/s, quality, playout, transcript deltas, latency) only store their
+latest value, and one timer repaints at REPAINT_HZ. That keeps the event loop free for audio.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+
+from sandra_tui.call.events import (
+    AudioLevels,
+    DevicesChanged,
+    Event,
+    LatencySample,
+    MuteChanged,
+    PlayoutStats,
+    Quality,
+    Speech,
+    StateChanged,
+)
+from sandra_tui.ui.keys import MAIN_KEYS
+from sandra_tui.ui.widgets.call_pane import CallPane
+from sandra_tui.ui.widgets.call_status import CallStatus
+from sandra_tui.ui.widgets.devices_line import DevicesLine
+from sandra_tui.ui.widgets.latency_spark import LatencySpark
+from sandra_tui.ui.widgets.level_meter import LevelMeter
+from sandra_tui.ui.widgets.mic_status import MicStatus
+from sandra_tui.ui.widgets.playout_line import PlayoutLine
+from sandra_tui.ui.widgets.quality_line import QualityLine
+from sandra_tui.ui.widgets.transcript import Transcript
+
+REPAINT_HZ = 8
+
+
+class MainScreen(Screen):
+    BINDINGS = [Binding(k.key, f"app.{k.action}", k.label, key_display=k.display, priority=True) for k in MAIN_KEYS]
+
+    class Ready(Message):
+        """Mounted: the app may subscribe to the controller now (events before this would be lost)."""
+
+    def __init__(self, controller, clock=time.monotonic) -> None:
+        super().__init__(id="main")
+        self.controller = controller
+        self.clock = clock
+        self._levels: AudioLevels | None = None
+        self._quality: Quality | None = None
+        self._playout: PlayoutStats | None = None
+        self._dirty = False
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield CallPane(self.clock, id="call")
+        yield Transcript(self.controller.history, id="transcript")
+        yield LatencySpark(id="latency")
+        yield Input(placeholder="Type to Sandra and press Enter", id="message")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        audio = self.controller.audio
+        self.query_one(DevicesLine).show_description(getattr(audio, "description", ""))
+        self.show_mic()
+        self.query_one(Input).focus()
+        self.set_interval(1 / REPAINT_HZ, self.repaint)
+        self.post_message(self.Ready())
+
+    # -- events in -------------------------------------------------------------------------
+    def take(self, event: Event) -> None:
+        if isinstance(event, AudioLevels):
+            self._levels, self._dirty = event, True
+        elif isinstance(event, Quality):
+            self._quality, self._dirty = event, True
+        elif isinstance(event, PlayoutStats):
+            self._playout, self._dirty = event, True
+        elif isinstance(event, LatencySample):
+            self.query_one(LatencySpark).add(event.name, event.ms, event.cls)
+        elif isinstance(event, StateChanged):
+            self.query_one(CallStatus).show(event)
+        elif isinstance(event, Speech):
+            self.query_one(CallStatus).show_speech(event.what)
+        elif isinstance(event, MuteChanged):
+            self.show_mic()
+        elif isinstance(event, DevicesChanged):
+            self.query_one(DevicesLine).show(event)
+
+    def show_mic(self) -> None:
+        audio = self.controller.audio
+        self.query_one(MicStatus).show(audio.muted, audio.push_to_talk, audio.talking)
+
+    def repaint(self) -> None:
+        """Paint what the event streams left since the last frame (also callable from tests)."""
+        self.query_one(CallStatus).tick()
+        self.query_one(Transcript).sync()
+        self.query_one(LatencySpark).flush()
+        if not self._dirty:
+            return
+        self._dirty = False
+        if self._levels is not None:
+            self.query_one("#level-in", LevelMeter).show(self._levels.input_dbfs, self._levels.input_peak_dbfs)
+            self.query_one("#level-out", LevelMeter).show(self._levels.output_dbfs, self._levels.output_peak_dbfs)
+        self.query_one(QualityLine).show(self._quality)
+        self.query_one(PlayoutLine).show(self._playout)
+
+    # -- typing ------------------------------------------------------------------------------
+    async def on_input_submitted(self, message: Input.Submitted) -> None:
+        if message.input.id != "message":
+            return
+        text = message.value.strip()
+        if text and await self.app.send_text(text):
+            message.input.value = ""  # cleared only once sent: a failed send keeps what was typed
+            self.query_one(Transcript).sync()
