@@ -35,7 +35,7 @@ async def test_connect_type_and_hang_up(agent_server):
         await pilot.pause(0.3)
         transcript = app.query_one(Transcript)
         assert transcript.message_count() == 2
-        assert "connected" in str(app.query_one(CallPane).render())
+        assert "connected" in app.query_one(CallPane).text()
         await pilot.press("f3")
         assert controller.audio.muted
         await pilot.press("f2")
@@ -71,6 +71,6 @@ async def test_failed_state_shows_reason_and_retry_hint():
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(lambda: controller.state == CallState.FAILED, pilot)
         await pilot.pause(0.3)
-        text = str(app.query_one(CallPane).render())
+        text = app.query_one(CallPane).text()
         assert "backend_unreachable" in text and "F2" in text
         await controller.close()

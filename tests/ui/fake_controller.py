@@ -1,0 +1,166 @@
+"""A stand-in for CallController with the surface the UI uses, driven by scripted events.
+
+Pilot tests with the real controller wait on a live media loop; this one answers at once and
+lets a test `emit()` exactly the events it needs. The history is the real ConversationHistory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sandra_tui.audio.devices import AudioUnavailable, Device
+from sandra_tui.call.events import (
+    CallState,
+    DevicesChanged,
+    Event,
+    EventBus,
+    HistoryChanged,
+    MuteChanged,
+    StateChanged,
+    Transcript,
+)
+from sandra_tui.call.history import ConversationHistory
+from sandra_tui.call.ice import IcePlanner
+from sandra_tui.config.model import Config
+
+FAKE_DEVICES = [
+    Device(0, "Built-in Microphone", "ALSA", 2, 0, 48000.0, default_input=True),
+    Device(1, "Built-in Speakers", "ALSA", 0, 2, 48000.0, default_output=True),
+    Device(2, "USB Headset", "ALSA", 1, 2, 48000.0),
+    Device(3, "HDMI Output", "ALSA", 0, 8, 48000.0),
+]
+
+
+@dataclass
+class FakeAudio:
+    description: str = "in Built-in Microphone · out Built-in Speakers"
+    muted: bool = False
+    push_to_talk: bool = False
+    talking: bool = False
+
+
+@dataclass
+class FakeController:
+    config: Config = field(default_factory=lambda: Config(ice={"stun": ["stun:stun.example.org:3478"]},
+                                                          telemetry={"enabled": False}))
+    devices: list[Device] | None = field(default_factory=lambda: list(FAKE_DEVICES))
+    audio_error: str = ""  # list_devices raises AudioUnavailable with this
+    switch_error: str = ""  # set_devices raises AudioUnavailable with this
+    send_error: str = ""  # send_text raises RuntimeError with this
+    connect_on_start: bool = True
+
+    def __post_init__(self) -> None:
+        h = self.config.history
+        self.history = ConversationHistory(h.max_messages, h.max_memory_mb, h.trim_to)
+        self.audio = FakeAudio(push_to_talk=self.config.audio.push_to_talk)
+        self.planner = IcePlanner(self.config.ice, probe=None)
+        self.state = CallState.IDLE
+        self.bus = EventBus()
+        self.commands: list[str] = []  # every command the UI gave, in order
+        self.closed = False
+        self._ids = 0
+
+    # -- events --------------------------------------------------------------------------------
+    def subscribe(self, callback):
+        return self.bus.subscribe(callback)
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, StateChanged):
+            self.state = event.state
+        self.bus.publish(event)
+
+    # -- commands --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.commands.append("start")
+        if self.connect_on_start:
+            self.emit(StateChanged(CallState.CONNECTING))
+            self.emit(StateChanged(CallState.CONNECTED))
+
+    async def retry(self) -> None:
+        self.commands.append("retry")
+        if self.state in (CallState.FAILED, CallState.ENDED, CallState.IDLE):
+            await self.start()
+
+    async def hangup(self) -> None:
+        self.commands.append("hangup")
+        if self.state not in (CallState.IDLE, CallState.FAILED, CallState.ENDED):
+            self.emit(StateChanged(CallState.ENDED))
+
+    async def close(self) -> None:
+        self.commands.append("close")
+        self.closed = True
+
+    def set_muted(self, muted: bool) -> None:
+        self.commands.append(f"muted={muted}")
+        self.audio.muted = muted
+        self.emit(MuteChanged(muted, self.audio.push_to_talk))
+
+    def toggle_mute(self) -> bool:
+        self.set_muted(not self.audio.muted)
+        return self.audio.muted
+
+    def set_push_to_talk(self, enabled: bool) -> None:
+        self.commands.append(f"push_to_talk={enabled}")
+        self.audio.push_to_talk = enabled
+        self.emit(MuteChanged(self.audio.muted, enabled))
+
+    def talk(self, pressed: bool) -> None:
+        self.commands.append(f"talk={pressed}")
+        self.audio.talking = pressed
+
+    async def send_text(self, text: str) -> None:
+        if self.send_error:
+            raise RuntimeError(self.send_error)
+        self.commands.append(f"send:{text}")
+        self.say("user", text)
+
+    async def cancel_response(self) -> None:
+        self.commands.append("cancel_response")
+
+    def clear_history(self) -> None:
+        self.commands.append("clear_history")
+        self.history.clear()
+        self._history_changed()
+
+    def list_devices(self) -> list[Device]:
+        if self.audio_error:
+            raise AudioUnavailable(self.audio_error)
+        return list(self.devices or [])
+
+    async def set_devices(self, input_device: str | None = None, output_device: str | None = None) -> None:
+        self.commands.append(f"set_devices:{input_device!r},{output_device!r}")
+        if self.switch_error:
+            raise AudioUnavailable(self.switch_error)
+        if input_device is not None:
+            self.config.audio.input_device = input_device
+        if output_device is not None:
+            self.config.audio.output_device = output_device
+        names = (self.config.audio.input_device or "default", self.config.audio.output_device or "default")
+        self.audio.description = f"in {names[0]} · out {names[1]}"
+        self.emit(DevicesChanged(*names))
+
+    # -- scripting helpers -----------------------------------------------------------------------
+    def next_id(self) -> str:
+        self._ids += 1
+        return f"item_{self._ids:04d}"
+
+    def say(self, role: str, text: str) -> str:
+        """A whole message, as the controller records a finished turn."""
+        item_id = self.next_id()
+        self.history.add(role, text, item_id=item_id)
+        self.emit(Transcript(role, text, True, item_id))
+        self._history_changed()
+        return item_id
+
+    def stream(self, role: str, item_id: str, delta: str) -> None:
+        self.history.append_delta(role, item_id, delta)
+        self.emit(Transcript(role, delta, False, item_id))
+        self._history_changed()
+
+    def finish(self, role: str, item_id: str, text: str) -> None:
+        self.history.finish(role, item_id, text)
+        self.emit(Transcript(role, text, True, item_id))
+        self._history_changed()
+
+    def _history_changed(self) -> None:
+        self.emit(HistoryChanged(len(self.history), round(self.history.memory_usage_mb(), 4)))
