@@ -89,24 +89,18 @@ class DeviceAudio(Source):
     def switch(self, input_device: str | None, output_device: str | None) -> None:
         """Open the new device first, then close the old one: the call never loses its audio."""
         devices = list_devices()
-        if input_device is not None:
-            device = find_device(devices, input_device, "input")
+        for wanted, kind in ((input_device, "input"), (output_device, "output")):
+            if wanted is None:
+                continue
+            device = find_device(devices, wanted, kind)
             if device is None:
-                raise AudioUnavailable(f"no input device matches {input_device!r}")
-            new = self._open_mic(device)
-            old, self.mic = self.mic, new
+                raise AudioUnavailable(f"no {kind} device matches {wanted!r}")
+            if kind == "input":
+                old, self.mic, self.wanted_input = self.mic, self._open_mic(device), wanted
+            else:
+                old, self.speaker, self.wanted_output = self.speaker, self._open_speaker(device), wanted
             if old is not None:
                 old.close()
-            self.wanted_input = input_device
-        if output_device is not None:
-            device = find_device(devices, output_device, "output")
-            if device is None:
-                raise AudioUnavailable(f"no output device matches {output_device!r}")
-            new = self._open_speaker(device)
-            old, self.speaker = self.speaker, new
-            if old is not None:
-                old.close()
-            self.wanted_output = output_device
         self._tune_echo()
 
     def check(self) -> str | None:

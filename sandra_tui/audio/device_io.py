@@ -8,7 +8,6 @@ stops calling back (device unplugged, server gone) is noticed by `stalled()`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import numpy as np
@@ -48,6 +47,16 @@ class _Stream:
         self.error: str | None = None
         self.trace = None  # an EdgeTrace when a benchmark asks
         self._stream = None
+
+    def _start(self, stream_class, label: str) -> None:
+        try:
+            self._stream = stream_class(device=self.device.index, samplerate=self.rate, channels=1, dtype="int16",
+                                        blocksize=self.rate * BLOCK_MS // 1000, latency=LATENCY_S,
+                                        callback=self._callback, finished_callback=self._finished)
+            self._stream.start()
+        except Exception as exc:  # noqa: BLE001 - PortAudio reports every failure its own way
+            self.close()
+            raise AudioUnavailable(f"cannot open {label} {self.device.name!r}: {exc}") from None
 
     @property
     def latency_ms(self) -> float:
@@ -90,14 +99,7 @@ class MicStream(_Stream):
         self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="int16") if self.rate != RATE else None
         self._pending = np.zeros(0, dtype=np.int16)
         self.adc_lag_s = 0.0  # how long the last block sat between the ADC and our callback
-        try:
-            self._stream = sd.InputStream(device=device.index, samplerate=self.rate, channels=1, dtype="int16",
-                                          blocksize=self.rate * BLOCK_MS // 1000, latency=LATENCY_S,
-                                          callback=self._callback, finished_callback=self._finished)
-            self._stream.start()
-        except Exception as exc:  # noqa: BLE001
-            self.close()
-            raise AudioUnavailable(f"cannot open microphone {device.name!r}: {exc}") from None
+        self._start(sd.InputStream, "microphone")
 
     def _callback(self, indata, frames, time_info, status) -> None:
         self.last_callback = time.monotonic()
@@ -132,15 +134,7 @@ class SpeakerStream(_Stream):
         self.on_render = on_render  # called on PortAudio's thread with each 48 kHz block played
         self._resampler = soxr.ResampleStream(RATE, self.rate, 1, dtype="int16") if self.rate != RATE else None
         self._fifo = np.zeros(0, dtype=np.int16)  # device-rate samples resampled ahead
-        self._lock = threading.Lock()
-        try:
-            self._stream = sd.OutputStream(device=device.index, samplerate=self.rate, channels=1, dtype="int16",
-                                           blocksize=self.rate * BLOCK_MS // 1000, latency=LATENCY_S,
-                                           callback=self._callback, finished_callback=self._finished)
-            self._stream.start()
-        except Exception as exc:  # noqa: BLE001
-            self.close()
-            raise AudioUnavailable(f"cannot open speaker {device.name!r}: {exc}") from None
+        self._start(sd.OutputStream, "speaker")
 
     def _callback(self, outdata, frames, time_info, status) -> None:
         self.last_callback = time.monotonic()
