@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="config file (default: $SANDRA_CONFIG or the user config dir)")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
     parser.add_argument("--backend", metavar="URL", help="backend URL, or 'embedded' for the local agent (overrides config)")
+    parser.add_argument("--text-only", action="store_true", help="the TUI without audio devices (text chat only)")
     parser.set_defaults(handler=_lazy("sandra_tui.ui.run:run_tui"), command="tui")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    from sandra_tui.audio.engine import AudioEngine
+    from sandra_tui.audio.engine import build_engine
     from sandra_tui.call.controller import CallController
     from sandra_tui.call.probe_adapter import make_probe
     from sandra_tui.call.telemetry_link import attach_telemetry
@@ -40,11 +40,13 @@ def run_tui(args: argparse.Namespace) -> int:
         except ValidationError as exc:
             print(f"sandra-tui: --backend: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", file=sys.stderr)
             return 2
-    audio = AudioEngine(push_to_talk=loaded.config.audio.push_to_talk, description="no audio device (text only)")
+    # The configured microphone and speaker, or text only with one message saying why.
+    audio, problem = build_engine(loaded.config.audio, use_devices=not getattr(args, "text_only", False))
+    warnings = loaded.warnings + ([problem] if problem else [])
     # --backend goes to the controller, not into the config: the ICE editor and the device picker
     # save the config, and a one-off flag must not end up in the file.
     controller = CallController(loaded.config, audio=audio, probe=make_probe(), backend_url=backend_url)
-    app = SandraApp(controller, warnings=loaded.warnings, telemetry_factory=attach_telemetry,
+    app = SandraApp(controller, warnings=warnings, telemetry_factory=attach_telemetry,
                     config_path=loaded.path)
     app.run()
     return 0
