@@ -112,7 +112,7 @@ class IceEditor(ModalScreen[IceConfig | None]):
         if row is self.current and not reload:
             return
         self.current = row
-        kind = row.kind if row else self.query_one("#ice-kind", Select).value
+        kind = row.kind if row else "stun"
         self.query_one("#ice-kind", Select).value = kind
         self.query_one("#ice-url", Input).value = row.url if row else ""
         self.query_one("#ice-username", Input).value = row.username if row else ""
@@ -164,7 +164,14 @@ class IceEditor(ModalScreen[IceConfig | None]):
         self._validate()
 
     @on(Input.Changed, "#ice-url, #ice-username, #ice-credential")
-    def _field_changed(self) -> None:
+    def _field_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "ice-url":
+            scheme = event.value.strip().partition(":")[0].lower()
+            kind = {"stun": "stun", "turn": "turn", "turns": "turn"}.get(scheme)
+            select = self.query_one("#ice-kind", Select)
+            if kind and kind != select.value and not select.disabled:
+                select.value = kind  # the scheme says which list it belongs to; Changed re-validates
+                return
         self._validate()
 
     def _validate(self) -> None:

@@ -34,13 +34,13 @@ class Transcript(VerticalScroll):
         yield Static(EMPTY, id="transcript-empty")
 
     def on_mount(self) -> None:
+        self.anchor()  # follow the newest message until the operator scrolls up; back at the end, follow again
         self.sync()
 
     def sync(self, force: bool = False) -> None:
         if not force and self.history.revision == self._revision:
             return
         self._revision = self.history.revision
-        follow = self.scroll_y >= self.max_scroll_y - 1  # stay put if the operator scrolled up
         messages = self.history.messages()
         alive = {id(m) for m in messages}
         views: dict[int, MessageView] = {}
@@ -60,8 +60,6 @@ class Transcript(VerticalScroll):
             self.mount_all(new)
         self.query_one("#transcript-empty").display = not messages
         self.border_subtitle = f"{len(messages)}/{self.history.max_messages} messages · {size(self.history)}"
-        if follow:
-            self.call_after_refresh(self.scroll_end, animate=False)
 
     def message_count(self) -> int:
         return len(self._views)
