@@ -68,6 +68,11 @@ class SandraApp(App):
         for warning in self.warnings:
             self.notify(redact(warning), title="Configuration", severity="warning", timeout=15)
 
+    @property
+    def listening(self) -> bool:
+        """Subscribed to the controller (the main screen is up)."""
+        return self._unsubscribe is not None
+
     async def on_main_screen_ready(self) -> None:
         self._unsubscribe = self.controller.subscribe(self.on_controller_event)
         if self.telemetry_factory is not None:

@@ -61,6 +61,15 @@ def steady(app: SandraApp) -> None:
         field.cursor_blink = False
 
 
+async def ready(pilot) -> None:
+    """Wait until the app listens to the controller: scripted events before that would be lost."""
+    for _ in range(500):
+        if pilot.app.listening:
+            return
+        await pilot.pause(0.01)
+    raise RuntimeError("the app never subscribed to the controller")
+
+
 async def settle(pilot) -> None:
     app = pilot.app
     app.main.repaint()
@@ -72,6 +81,7 @@ async def settle(pilot) -> None:
 
 # -- main screen --------------------------------------------------------------------------------
 async def idle(pilot) -> None:
+    await ready(pilot)
     await settle(pilot)
 
 
@@ -98,6 +108,7 @@ def _conversation(c: FakeController) -> None:
 
 
 async def connected(pilot) -> None:
+    await ready(pilot)
     app = pilot.app
     _call_going(app.controller, app.clock)
     _conversation(app.controller)
@@ -105,6 +116,7 @@ async def connected(pilot) -> None:
 
 
 async def reconnecting(pilot) -> None:
+    await ready(pilot)
     app = pilot.app
     _call_going(app.controller, app.clock)
     _conversation(app.controller)
@@ -114,6 +126,7 @@ async def reconnecting(pilot) -> None:
 
 
 async def failed(pilot) -> None:
+    await ready(pilot)
     app = pilot.app
     c = app.controller
     c.emit(StateChanged(CallState.CONNECTING))
@@ -124,6 +137,7 @@ async def failed(pilot) -> None:
 
 # -- dialogs ------------------------------------------------------------------------------------
 async def _open(pilot, key: str) -> None:
+    await ready(pilot)
     await pilot.press(key)
     await pilot.pause()
     steady(pilot.app)

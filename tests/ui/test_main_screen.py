@@ -135,6 +135,12 @@ async def test_the_transcript_follows_unless_scrolled_up():
         app.main.repaint()
         await pilot.pause(0.1)
         assert transcript.scroll_y == 0  # the operator is reading: stay put
+        transcript.scroll_end(animate=False)
+        await pilot.pause()
+        c.say("assistant", "and another one")
+        app.main.repaint()
+        await pilot.pause(0.1)
+        assert transcript.scroll_y == transcript.max_scroll_y  # back at the end: follow again
 
 
 async def test_reconnecting_counts_down_and_the_timer_runs():

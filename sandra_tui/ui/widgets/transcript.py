@@ -34,13 +34,13 @@ class Transcript(VerticalScroll):
         yield Static(EMPTY, id="transcript-empty")
 
     def on_mount(self) -> None:
-        self.anchor()  # follow the newest message until the operator scrolls up; back at the end, follow again
         self.sync()
 
     def sync(self, force: bool = False) -> None:
         if not force and self.history.revision == self._revision:
             return
         self._revision = self.history.revision
+        follow = self.scroll_y >= self.max_scroll_y - 1  # the operator scrolled up: stay put
         messages = self.history.messages()
         alive = {id(m) for m in messages}
         views: dict[int, MessageView] = {}
@@ -56,10 +56,16 @@ class Transcript(VerticalScroll):
                 views[id(message)] = view = MessageView(message)
                 new.append(view)
         self._views = views
-        if new:
-            self.mount_all(new)
+        mounted = self.mount_all(new) if new else None
+        if follow:
+            self.call_later(self._follow, mounted)
         self.query_one("#transcript-empty").display = not messages
         self.border_subtitle = f"{len(messages)}/{self.history.max_messages} messages · {size(self.history)}"
+
+    async def _follow(self, mounted) -> None:
+        if mounted is not None:
+            await mounted  # scroll once the new messages are laid out, or the end is the old end
+        self.scroll_end(animate=False)
 
     def message_count(self) -> int:
         return len(self._views)

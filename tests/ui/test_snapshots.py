@@ -1,0 +1,19 @@
+"""Snapshots of every state worth seeing, from the deterministic scenes (fixed clock, fake controller).
+
+Update after an intended change: pytest tests/ui/test_snapshots.py --snapshot-update, then look at
+the report and the SVGs before committing them.
+"""
+
+import pytest
+
+from tests.ui.scenes import SCENES, make_app
+
+
+@pytest.mark.parametrize("scene", sorted(SCENES))
+def test_scene_80x24(snap_compare, scene):
+    assert snap_compare(make_app(), run_before=SCENES[scene], terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize("scene", ["connected", "ice-editor-masked", "devices"])
+def test_scene_120x40(snap_compare, scene):
+    assert snap_compare(make_app(), run_before=SCENES[scene], terminal_size=(120, 40))
