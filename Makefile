@@ -1,5 +1,5 @@
 # Shortcuts for the README's two commands (scripts/run.sh, scripts/test.sh) and friends.
-.PHONY: run test setup bench bench-full clean
+.PHONY: run test setup bench bench-full screenshots clean
 
 run:
 	scripts/run.sh
@@ -15,6 +15,9 @@ bench:
 
 bench-full:
 	scripts/bench.sh --full
+
+screenshots:
+	.venv/bin/python scripts/screenshots.py
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache
