@@ -9,12 +9,17 @@ mirror mode (every frame straight back) and each client on the ALSA "default" de
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 
@@ -96,3 +101,39 @@ class AudioBench:
             talk.wait()
             client.terminate()
             client.wait(15)
+
+    def tui_call(self, seconds: float) -> dict:
+        """The full TUI in tmux on the PulseAudio devices, the agent replying to spoken turns:
+        event-loop lag and playout underruns, read from the TUI's log at exit."""
+        if shutil.which("tmux") is None:
+            return {}
+        _faults(self.serve.url, agent_mode="reply")
+        state = Path(tempfile.mkdtemp(prefix="sandra-bench-tui-"))
+        session = f"sandra-bench-tui-{os.getpid()}"
+        env = " ".join(f"{k}={v}" for k, v in {**self.pulse.env, "XDG_STATE_HOME": str(state),
+                                               "SANDRA_CONFIG": "/nonexistent/sandra-bench.toml"}.items())
+        exe = Path(sys.executable).with_name("sandra-tui")
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                        f"{env} exec {exe} --backend {self.serve.url}"], check=True)
+        turns = np.concatenate([_speech(1.5), np.zeros(RATE * 4, np.int16)])
+        talk = self.pulse.play_into_mic(np.tile(turns, int(seconds / 5.5) + 1))
+        try:
+            time.sleep(seconds)
+            subprocess.run(["tmux", "send-keys", "-t", session, "C-q"], check=False)
+            for _ in range(50):
+                if subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode:
+                    break
+                time.sleep(0.2)
+        finally:
+            talk.kill()
+            talk.wait()
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+            _faults(self.serve.url, agent_mode="mirror")
+        text = "".join(p.read_text() for p in state.rglob("*.log"))
+        shutil.rmtree(state, ignore_errors=True)
+        result = {}
+        for key, pattern in (("lag", r"event loop lag: (\{.*\})"), ("playout", r"playout: (\{.*\})")):
+            found = re.findall(pattern, text)
+            if found:
+                result[key] = ast.literal_eval(found[-1])
+        return result

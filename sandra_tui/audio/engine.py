@@ -180,6 +180,8 @@ class AudioEngine:
             self._drain = None
 
     async def close(self) -> None:
+        if self.playout is not None:
+            log.info("playout: %s", self.playout.stats())
         await self.detach()
         if self._monitor is not None:
             self._monitor.cancel()

@@ -6,7 +6,8 @@ timestamp as soon as they are decoded; the speaker pulls at its own pace:
 
 - before playing, wait until `target` ms are queued (prebuffer);
 - a missing frame with later ones queued is concealed (last frame, faded) instead of stalling;
-- an empty buffer while playing is an underrun: conceal, and raise the target by one frame;
+- an empty buffer while playing is an underrun: conceal, and raise the target by one frame
+  (not in the first 2 s of a stream, whose bursts say nothing about the path);
 - the target decays back towards its floor after a quiet period with no underrun, and a buffer
   that stays well above target drops its quietest frames to bring the delay back down.
 """
@@ -28,13 +29,15 @@ REANCHOR_FRAMES = 50  # a jump of more than 1 s in timestamps is a new stream (r
 
 class PlayoutBuffer:
     def __init__(self, target_ms: int = 60, min_ms: int = 40, max_ms: int = 300, capacity_ms: int = 1000,
-                 shrink_after_s: float = 3.0, clock=time.monotonic) -> None:
+                 shrink_after_s: float = 2.0, settle_s: float = 2.0, clock=time.monotonic) -> None:
         self.min_frames = max(1, min_ms // FRAME_MS)
         self.max_frames = max(self.min_frames, max_ms // FRAME_MS)
         self.base_frames = min(max(self.min_frames, target_ms // FRAME_MS), self.max_frames)
         self.target_frames = self.base_frames
         self.capacity = max(self.max_frames + 2, capacity_ms // FRAME_MS)
         self.shrink_after_s = shrink_after_s
+        self.settle_s = settle_s  # the first seconds of a stream are bursty (handshakes, warm-up)
+        self._started_at: float | None = None
         self._clock = clock
         self._lock = threading.Lock()
         self._frames: dict[int, np.ndarray] = {}
@@ -64,6 +67,7 @@ class PlayoutBuffer:
                 index = pts // FRAME
             if self._next is not None and abs(index - self._next) > REANCHOR_FRAMES + self.capacity:
                 self._reset_locked()
+                self._started_at = None  # a new stream settles again
             if self._next is None:
                 self._next = index
             if index < self._next:
@@ -117,6 +121,8 @@ class PlayoutBuffer:
                 return np.zeros(FRAME, dtype=np.int16)  # prebuffering
             self._playing = True
             self._next = min(self._frames)
+            if self._started_at is None:
+                self._started_at = now
         frame = self._frames.pop(self._next, None)
         if frame is not None:
             self._next += 1
@@ -128,7 +134,8 @@ class PlayoutBuffer:
         if not self._frames:  # nothing at all: underrun, wait for the target again
             self.underruns += 1
             self._last_underrun = now
-            self.target_frames = min(self.max_frames, self.target_frames + 1)
+            if self._started_at is not None and now - self._started_at >= self.settle_s:
+                self.target_frames = min(self.max_frames, self.target_frames + 1)
             self._playing = False
             return self._conceal_locked()
         self._next += 1  # a hole with later frames queued: a lost packet

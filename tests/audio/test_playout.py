@@ -60,7 +60,7 @@ def test_late_frame_is_dropped():
 
 def test_underrun_raises_target_and_it_decays_after_a_quiet_period():
     clock = Clock()
-    buf = PlayoutBuffer(target_ms=40, shrink_after_s=10, clock=clock)
+    buf = PlayoutBuffer(target_ms=40, shrink_after_s=10, settle_s=0, clock=clock)
     buf.push(frame(1), 0)
     buf.push(frame(1), FRAME)
     played_values(buf, 3)  # 2 frames, then nothing: underrun
@@ -129,3 +129,12 @@ def test_frame_queue_keeps_the_newest():
         q.put(frame(i))
     assert q.dropped == 3
     assert int(q.get()[0]) == 3 and int(q.get()[0]) == 4 and q.get() is None
+
+
+def test_underruns_while_the_stream_settles_do_not_raise_the_target():
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, settle_s=2.0, clock=clock)
+    buf.push(frame(1), 0)
+    buf.push(frame(1), FRAME)
+    played_values(buf, 3)
+    assert buf.underruns == 1 and buf.target_ms == 40
