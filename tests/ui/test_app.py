@@ -74,3 +74,22 @@ async def test_failed_state_shows_reason_and_retry_hint():
         text = app.query_one(CallPane).text()
         assert "backend_unreachable" in text and "F2" in text
         await controller.close()
+
+
+async def test_event_loop_lag_during_a_call_with_the_ui(agent_server, capsys):
+    """The UI shares the event loop with the media: measure how late that loop wakes up in a call."""
+    controller = controller_for(agent_server.url)
+    app = SandraApp(controller)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(lambda: controller.state == CallState.CONNECTED, pilot)
+        app.lag.samples.clear()
+        for i in range(3):
+            app.query_one(Input).value = f"message {i}"
+            await pilot.press("enter")
+            await pilot.pause(1.0)
+        stats = app.loop_lag_stats()
+        await controller.close()
+    with capsys.disabled():
+        print(f"\nevent-loop lag in a call with the TUI: {stats}")
+    assert stats["samples"] >= 30
+    assert stats["p50_ms"] < 20 and stats["p99_ms"] < 150  # lenient: 2 shared cores

@@ -129,14 +129,15 @@ async def test_the_transcript_follows_unless_scrolled_up():
         app.main.repaint()
         await pilot.pause(0.1)
         assert transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y
-        transcript.scroll_home(animate=False)
-        await pilot.pause()
+        transcript.focus()
+        await pilot.press("home")  # the operator scrolls up to read
+        await wait_until(lambda: transcript.scroll_y == 0, pilot)
         c.say("assistant", "a new answer")
         app.main.repaint()
         await pilot.pause(0.1)
         assert transcript.scroll_y == 0  # the operator is reading: stay put
-        transcript.scroll_end(animate=False)
-        await pilot.pause()
+        await pilot.press("end")
+        await wait_until(lambda: transcript.scroll_y == transcript.max_scroll_y, pilot)
         c.say("assistant", "and another one")
         app.main.repaint()
         await pilot.pause(0.1)

@@ -65,6 +65,10 @@ class DevicePicker(ModalScreen[bool]):
         except AudioUnavailable as exc:
             self._unavailable(str(exc))
             return
+        except Exception as exc:  # noqa: BLE001 - PortAudio has more ways to fail than it documents
+            log.exception("listing audio devices failed")
+            self._unavailable(f"cannot list audio devices: {exc}")
+            return
         if not self.devices:
             self._unavailable("No audio devices found.")
             return
@@ -115,8 +119,10 @@ class DevicePicker(ModalScreen[bool]):
             return
         try:
             await self.controller.set_devices(input_device=new_in, output_device=new_out)
-        except AudioUnavailable as exc:
-            self.notify(str(exc), title="Audio devices", severity="error", timeout=10)
+        except Exception as exc:  # noqa: BLE001 - AudioUnavailable by contract; anything else is said the same way
+            if not isinstance(exc, AudioUnavailable):
+                log.exception("switching audio devices failed")
+            self.notify(str(exc) or type(exc).__name__, title="Audio devices", severity="error", timeout=10)
             return
         try:
             await self.save_config()
