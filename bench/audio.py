@@ -60,6 +60,16 @@ class AudioBench:
         self.pulse = Pulse().start()
         self.serve = ServeProcess("--faults", "--agent-mode", "mirror").start()
         self.env = {**os.environ, **self.pulse.env, "SANDRA_CONFIG": "/nonexistent/sandra-bench.toml"}
+        # A fresh PulseAudio server stalls the first streams opened on it for a few seconds (seen
+        # as a growing playout buffer in whichever client goes first). Warm it up with the rig on
+        # its own loop, which also tells the rig's own delay (expected: about 0).
+        self.rig_self_ms = self._rig(6, MIC_SINK, f"{MIC_SINK}.monitor")
+
+    def _rig(self, clicks: int, sink: str, source: str) -> list[float | None]:
+        env = {**self.env, "PULSE_SINK": sink, "PULSE_SOURCE": source}
+        out = subprocess.run([sys.executable, "-m", "bench.pulse_rig", str(clicks)], env=env,
+                             capture_output=True, text=True, timeout=clicks * 2 + 30).stdout
+        return [json.loads(line)["ms"] for line in out.splitlines() if line.startswith("{")]
 
     def close(self) -> None:
         self.serve.stop()
@@ -70,10 +80,7 @@ class AudioBench:
         client = _client(kind, self.serve.url, self.env, clicks * 0.6 + 20, trace=kind == "ours")
         try:
             time.sleep(3.0)  # connected, playout settled
-            rig_env = {**self.env, "PULSE_SINK": MIC_SINK, "PULSE_SOURCE": f"{SPK_SINK}.monitor"}
-            out = subprocess.run([sys.executable, "-m", "bench.pulse_rig", str(clicks)], env=rig_env,
-                                 capture_output=True, text=True, timeout=clicks * 2 + 30).stdout
-            delays = [json.loads(line)["ms"] for line in out.splitlines() if line.startswith("{")]
+            delays = self._rig(clicks, MIC_SINK, f"{SPK_SINK}.monitor")
             mirror = [e for entries in _faults(self.serve.url)["mirror_trace"].values() for e in entries]
         finally:
             client.terminate()
