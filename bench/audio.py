@@ -63,7 +63,7 @@ class AudioBench:
         # A fresh PulseAudio server stalls the first streams opened on it for a few seconds (seen
         # as a growing playout buffer in whichever client goes first). Warm it up with the rig on
         # its own loop, which also tells the rig's own delay (expected: about 0).
-        self.rig_self_ms = self._rig(6, MIC_SINK, f"{MIC_SINK}.monitor")
+        self.rig_self_ms = self._rig(4, MIC_SINK, f"{MIC_SINK}.monitor")
 
     def _rig(self, clicks: int, sink: str, source: str) -> list[float | None]:
         env = {**self.env, "PULSE_SINK": sink, "PULSE_SOURCE": source}
@@ -79,7 +79,7 @@ class AudioBench:
         _faults(self.serve.url, rtp_drop=loss, seed=11)
         client = _client(kind, self.serve.url, self.env, clicks * 0.6 + 20, trace=kind == "ours")
         try:
-            time.sleep(3.0)  # connected, playout settled
+            time.sleep(2.5)  # connected, playout settled
             delays = self._rig(clicks, MIC_SINK, f"{SPK_SINK}.monitor")
             mirror = [e for entries in _faults(self.serve.url)["mirror_trace"].values() for e in entries]
         finally:
