@@ -144,3 +144,35 @@ class AudioBench:
             if found:
                 result[key] = ast.literal_eval(found[-1])
         return result
+
+    def long_call(self, seconds: float) -> dict:
+        """Our headless client on the devices, the agent replying to spoken turns: the playout
+        buffer's counters at the end (underruns, concealed) and its largest depth and target."""
+        _faults(self.serve.url, agent_mode="reply")
+        client = subprocess.Popen([sys.executable, "-m", "sandra_tui", "--backend", self.serve.url, "call",
+                                   "--headless", "--devices", "--duration", str(seconds)],
+                                  env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        turns = np.concatenate([_speech(1.5), np.zeros(RATE * 5, np.int16)])
+        talk = self.pulse.play_into_mic(np.tile(turns, int(seconds / 6.5) + 2))
+        try:
+            out, _ = client.communicate(timeout=seconds + 60)
+        finally:
+            talk.kill()
+            talk.wait()
+            _faults(self.serve.url, agent_mode="mirror")
+        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        playout = [e for e in events if e["event"] == "playout"]
+        replies = sum(1 for e in events if e["event"] == "speech" and e["what"] == "reply_started")
+        if not playout:
+            return {"replies": replies}
+        return {"replies": replies, "underruns": playout[-1]["underruns"], "concealed": playout[-1]["concealed"],
+                "max_depth_ms": max(e["depth_ms"] for e in playout),
+                "max_target_ms": max(e["target_ms"] for e in playout)}
+
+
+if __name__ == "__main__":  # python -m bench.audio [SECONDS]: one long call on the devices
+    bench = AudioBench()
+    try:
+        print(json.dumps(bench.long_call(float(sys.argv[1]) if len(sys.argv) > 1 else 120.0)))
+    finally:
+        bench.close()
