@@ -9,7 +9,7 @@ def ice(stun, turn=()):
 
 
 def test_loopback_backend_drops_public_servers():
-    cfg = ice(["stun:stun.l.google.com:19302", "stun:127.0.0.1:3478"], ["turn:turn.example.com"])
+    cfg = ice(["stun:stun1.example.com:19302", "stun:127.0.0.1:3478"], ["turn:turn.example.com"])
     servers = gather_servers(cfg, [], loopback_backend=True)
     assert [s.url for s in servers] == ["stun:127.0.0.1:3478"]
 

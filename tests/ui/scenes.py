@@ -39,7 +39,7 @@ class FrozenClock:
 
 
 def demo_config() -> Config:
-    config = Config(ice={"stun": ["stun:stun.l.google.com:19302", "stun:stun.example.org:3478"],
+    config = Config(ice={"stun": ["stun:stun1.example.com:19302", "stun:stun.example.org:3478"],
                          "turn": [{"url": "turn:turn.example.org:3478?transport=udp", "username": "operator",
                                    "credential": DEMO_CREDENTIAL}]},
                     telemetry={"enabled": False})

@@ -15,7 +15,7 @@ from tests.ui.fake_controller import FakeController
 from tests.ui.helpers import notes, wait_until
 from tests.ui.scenes import DEMO_CREDENTIAL, demo_config, make_app
 
-# demo_config(): stun.l.google.com, stun.example.org, env TURN (relay.example.net), config TURN (turn.example.org)
+# demo_config(): stun1.example.com, stun.example.org, env TURN (relay.example.net), config TURN (turn.example.org)
 NEW_ROW = 4
 
 
@@ -61,7 +61,7 @@ async def test_add_stun_and_save_writes_the_file_0600_and_swaps_the_servers(tmp_
         await go_to(pilot, editor, NEW_ROW)
         await type_into(pilot, editor, "#ice-url", "stun.new.example", keys=True)
         await pilot.press("enter")
-        assert rows(editor)[:3] == ["stun:stun.l.google.com:19302", "stun:stun.example.org:3478",
+        assert rows(editor)[:3] == ["stun:stun1.example.com:19302", "stun:stun.example.org:3478",
                                     "stun:stun.new.example:3478"]
         await pilot.press("ctrl+s")
         await wait_until(lambda: isinstance(app.screen, MainScreen), pilot)
@@ -115,13 +115,13 @@ async def test_edit_remove_and_reorder(tmp_path):
         assert rows(editor)[1] == "stun:edited.example:3479"
         await go_to(pilot, editor, 1)
         await pilot.press("shift+up")  # move up
-        assert rows(editor)[:2] == ["stun:edited.example:3479", "stun:stun.l.google.com:19302"]
+        assert rows(editor)[:2] == ["stun:edited.example:3479", "stun:stun1.example.com:19302"]
         assert editor.query_one(DataTable).cursor_row == 0
         await pilot.press("shift+up")  # already first: nothing moves
         await pilot.press("down", "shift+down")  # a STUN server never moves among the TURN ones
-        assert rows(editor)[1] == "stun:stun.l.google.com:19302"
+        assert rows(editor)[1] == "stun:stun1.example.com:19302"
         await pilot.press("delete")
-        assert "stun:stun.l.google.com:19302" not in rows(editor)
+        assert "stun:stun1.example.com:19302" not in rows(editor)
         await pilot.click("#ice-save")
         await wait_until(lambda: path.exists(), pilot)
         assert saved(path)["ice"]["stun"] == ["stun:edited.example:3479"]
