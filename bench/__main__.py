@@ -79,6 +79,13 @@ async def time_to_connected(url: str, ice: list[str], runs: int) -> dict:
     return {"ours": ours, "baseline": base}
 
 
+async def inject(url: str, fault: dict) -> None:
+    """Switch the fault on: its settings, then its one-off action if it has one."""
+    await faults(url, **fault.get("set", {}))
+    if "action" in fault:
+        await faults(url, action=fault["action"])
+
+
 async def dead_path(url: str, fault: dict, runs: int) -> dict:
     """Detection (fault -> the client acts) and recovery (fault -> connected again)."""
     out = {"ours_detect": [], "ours_recover": [], "baseline_detect": [], "baseline_recover": []}
@@ -88,9 +95,7 @@ async def dead_path(url: str, fault: dict, runs: int) -> dict:
         await asyncio.sleep(0.5)
         n = len(client.events)
         at = time.monotonic()
-        await faults(url, **fault.get("set", {}))
-        if "action" in fault:
-            await faults(url, action=fault["action"])
+        await inject(url, fault)
         t1, _ = await client.wait(lambda e: isinstance(e, ReconnectAttempt), CAP_S, after=n)
         await faults(url, **fault.get("clear", {}))
         t2, _ = await client.wait(lambda e: isinstance(e, StateChanged) and e.state == CallState.CONNECTED,
@@ -104,9 +109,7 @@ async def dead_path(url: str, fault: dict, runs: int) -> dict:
         await asyncio.sleep(0.5)
         n = len(b.state_changes)
         at = time.monotonic()
-        await faults(url, **fault.get("set", {}))
-        if "action" in fault:
-            await faults(url, action=fault["action"])
+        await inject(url, fault)
         deadline = at + CAP_S
         while time.monotonic() < deadline and not b.ice_failed.is_set() and \
                 not any(s in ("failed", "closed") for _, s in b.state_changes[n:]):

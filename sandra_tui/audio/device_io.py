@@ -98,7 +98,6 @@ class MicStream(_Stream):
         self.on_capture = on_capture  # called on PortAudio's thread with each 10 ms block (echo canceller)
         self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="int16") if self.rate != RATE else None
         self._pending = np.zeros(0, dtype=np.int16)
-        self.adc_lag_s = 0.0  # how long the last block sat between the ADC and our callback
         self._start(sd.InputStream, "microphone")
 
     def _callback(self, indata, frames, time_info, status) -> None:

@@ -45,10 +45,6 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return 20 * np.log10(rms) if rms > 1e-6 else SILENCE_DBFS
 
 
-def peak(samples: np.ndarray) -> int:
-    return max(int(samples.max(initial=0)), -int(samples.min(initial=0))) if samples.size else 0
-
-
 def peak_dbfs(samples: np.ndarray) -> float:
     if samples.size == 0:
         return SILENCE_DBFS

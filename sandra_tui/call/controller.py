@@ -20,23 +20,22 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from sandra_tui.protocol import audio_level, rtp_passthrough
 from sandra_tui.audio.engine import AudioEngine
 from sandra_tui.call import signaling
 from sandra_tui.call.backoff import Backoff, attempt_log_line
 from sandra_tui.call.embedded import EmbeddedAgent, EmbeddedAgentError
 from sandra_tui.call.events import (
     AudioLevels,
-    DevicesChanged,
     CallState,
+    DevicesChanged,
     ErrorEvent,
     Event,
     EventBus,
     HistoryChanged,
     LatencySample,
     MuteChanged,
-    PlayoutStats,
     Notice,
+    PlayoutStats,
     Quality,
     ReconnectAttempt,
     Reconnected,
@@ -49,6 +48,7 @@ from sandra_tui.call.ice import IcePlanner, Plan, backend_is_loopback, gather_se
 from sandra_tui.call.quality import loss_percent, mos, read_stats
 from sandra_tui.call.signaling import SignalingError, Token
 from sandra_tui.config.model import Config
+from sandra_tui.protocol import audio_level, rtp_passthrough
 from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
 
 log = logging.getLogger("sandra_tui.call")

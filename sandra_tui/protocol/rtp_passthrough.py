@@ -10,9 +10,9 @@ dropped here so the decoder never sees them twice.
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.utils import uint16_add
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,7 @@ class PassThroughJitterBuffer:
     capacity = 16  # read by nothing on the audio path; kept for interface parity
 
     def __init__(self) -> None:
-        self._highest: int | None = None
-        self._seen: set[int] = set()
+        self._seen: deque[int] = deque(maxlen=SEEN)  # the latest sequence numbers, oldest first
         self.packets = 0
         self.duplicates = 0
 
@@ -35,11 +34,7 @@ class PassThroughJitterBuffer:
         if seq in self._seen:
             self.duplicates += 1
             return False, None
-        self._seen.add(seq)
-        if len(self._seen) > SEEN:
-            self._seen = {s for s in self._seen if uint16_add(self._highest or seq, -s) < SEEN // 2}
-        if self._highest is None or uint16_add(seq, -self._highest) < 0x8000:
-            self._highest = seq
+        self._seen.append(seq)
         self.packets += 1
         return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
 
