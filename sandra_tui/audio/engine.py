@@ -41,8 +41,6 @@ class AudioEngine:
         self.notice_listeners: list = []  # called with a message for the operator
         self._drain: RemoteDrain | None = None
         self._monitor: asyncio.Task | None = None
-        self._in = (SILENCE_DBFS, SILENCE_DBFS)
-        self._out = (SILENCE_DBFS, SILENCE_DBFS)
         self._last_level = 0.0
         self._last_in: np.ndarray | None = None
         self._last_out: np.ndarray | None = None
@@ -125,10 +123,10 @@ class AudioEngine:
         self._last_level = now
         silent = (SILENCE_DBFS, SILENCE_DBFS)
         i, o = self._last_in, self._last_out
-        self._in = (rms_dbfs(i), peak_dbfs(i)) if i is not None else silent
-        self._out = (rms_dbfs(o), peak_dbfs(o)) if o is not None else silent
+        level_in = (rms_dbfs(i), peak_dbfs(i)) if i is not None else silent
+        level_out = (rms_dbfs(o), peak_dbfs(o)) if o is not None else silent
         for listener in list(self.level_listeners):
-            listener(self._in[0], self._out[0], self._in[1], self._out[1])
+            listener(level_in[0], level_out[0], level_in[1], level_out[1])
 
     # -- devices -----------------------------------------------------------------------------
     async def switch_devices(self, input_device: str | None, output_device: str | None) -> None:
