@@ -26,15 +26,9 @@ import numpy as np
 from bench import resources
 from sandra_tui.audio.trace import breakdown, round_trips
 from tests.agent_server import ServeProcess
-from tests.pulse import MIC_SINK, SPK_SINK, Pulse
+from tests.pulse import MIC_SINK, SPK_SINK, Pulse, speech_like
 
 RATE = 48000
-
-
-def _speech(seconds: float) -> np.ndarray:
-    t = np.arange(int(RATE * seconds)) / RATE
-    buzz = np.sign(np.sin(2 * np.pi * 180 * t)) * 0.6 + np.sin(2 * np.pi * 360 * t) * 0.4
-    return (buzz * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)) * 9000).astype(np.int16)
 
 
 def _faults(url: str, **patch) -> dict:
@@ -99,7 +93,7 @@ class AudioBench:
 
     def resources_both_ways(self, kind: str, seconds: float) -> dict:
         client = _client(kind, self.serve.url, self.env, seconds + 15)
-        talk = self.pulse.play_into_mic(np.tile(np.concatenate([_speech(1.5), np.zeros(RATE // 2, np.int16)]),
+        talk = self.pulse.play_into_mic(np.tile(np.concatenate([speech_like(1.5), np.zeros(RATE // 2, np.int16)]),
                                                 int(seconds / 2) + 10))
         try:
             return resources.sample(client.pid, seconds + resources.WARMUP_S, lambda: client.poll() is None)
@@ -122,7 +116,7 @@ class AudioBench:
         exe = Path(sys.executable).with_name("sandra-tui")
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
                         f"{env} exec {exe} --backend {self.serve.url}"], check=True)
-        turns = np.concatenate([_speech(1.5), np.zeros(RATE * 4, np.int16)])
+        turns = np.concatenate([speech_like(1.5), np.zeros(RATE * 4, np.int16)])
         talk = self.pulse.play_into_mic(np.tile(turns, int(seconds / 5.5) + 1))
         try:
             time.sleep(seconds)
@@ -152,7 +146,7 @@ class AudioBench:
         client = subprocess.Popen([sys.executable, "-m", "sandra_tui", "--backend", self.serve.url, "call",
                                    "--headless", "--devices", "--duration", str(seconds)],
                                   env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        turns = np.concatenate([_speech(1.5), np.zeros(RATE * 5, np.int16)])
+        turns = np.concatenate([speech_like(1.5), np.zeros(RATE * 5, np.int16)])
         talk = self.pulse.play_into_mic(np.tile(turns, int(seconds / 6.5) + 2))
         try:
             out, _ = client.communicate(timeout=seconds + 60)

@@ -24,6 +24,14 @@ MIC_SINK, SPK_SINK = "sandra_mic", "sandra_spk"
 RATE = 48000
 
 
+def speech_like(seconds: float, amplitude: int = 9000) -> np.ndarray:
+    """Voiced-sounding audio for the energy VAD: a 180 Hz buzz with syllable-rate swell."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    buzz = np.sign(np.sin(2 * np.pi * 180 * t)) * 0.6 + np.sin(2 * np.pi * 360 * t) * 0.4
+    swell = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)
+    return (buzz * swell * amplitude).astype(np.int16)
+
+
 class Pulse:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sandra-pulse-"))

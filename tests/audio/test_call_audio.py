@@ -16,16 +16,9 @@ from sandra_tui.audio.trace import round_trips as trace_round_trips
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState, Speech
 from sandra_tui.config.model import AudioConfig, Config
+from tests.pulse import speech_like
 
 RATE = 48000
-
-
-def speech_like(seconds: float, amplitude: int = 9000) -> np.ndarray:
-    """Voiced-sounding audio for the energy VAD: a 180 Hz buzz with syllable-rate swell."""
-    t = np.arange(int(RATE * seconds)) / RATE
-    buzz = np.sign(np.sin(2 * np.pi * 180 * t)) * 0.6 + np.sin(2 * np.pi * 360 * t) * 0.4
-    swell = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)
-    return (buzz * swell * amplitude).astype(np.int16)
 
 
 def click(ms: int = 20, amplitude: int = 20000) -> np.ndarray:

@@ -9,8 +9,7 @@ import pytest
 
 from sandra_tui.audio.device_audio import DeviceAudio
 from sandra_tui.audio.playout import FRAME
-from tests.audio.test_call_audio import speech_like
-from tests.pulse import MIC_SINK, SPK_SINK
+from tests.pulse import MIC_SINK, SPK_SINK, speech_like
 
 
 @pytest.fixture
