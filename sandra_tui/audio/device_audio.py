@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from sandra_tui.audio.device_io import MicStream, SpeakerStream
+from sandra_tui.audio.device_io import BLOCK_MS, MicStream, SpeakerStream
 from sandra_tui.audio.devices import AudioUnavailable, Device, find_device, list_devices
 from sandra_tui.audio.echo import EchoCanceller, EchoUnavailable
 from sandra_tui.audio.playout import FRAME, PlayoutBuffer
@@ -18,14 +18,15 @@ from sandra_tui.audio.sources import Source
 
 log = logging.getLogger(__name__)
 
-ECHO_EXTRA_MS = 10  # one 10 ms block of our own buffering on top of the streams' latencies
 
 
 class DeviceAudio(Source):
     def __init__(self, input_device: str = "", output_device: str = "", *, echo_cancellation: bool = True,
-                 noise_suppression: bool = False, playout_target_ms: int = 60, device_rate: int = 0) -> None:
+                 noise_suppression: bool = False, playout_target_ms: int = 60, device_rate: int = 0,
+                 block_ms: int = BLOCK_MS) -> None:
         self.playout = PlayoutBuffer(target_ms=playout_target_ms, min_ms=min(40, playout_target_ms))
         self.device_rate = device_rate
+        self.block_ms = block_ms
         self.notices: list[str] = []  # read and cleared by the engine
         self.echo: EchoCanceller | None = None
         if echo_cancellation:
@@ -61,13 +62,14 @@ class DeviceAudio(Source):
         return device
 
     def _open_mic(self, device: Device) -> MicStream:
-        stream = MicStream(device, self.device_rate, on_capture=self.echo.capture if self.echo else None)
+        stream = MicStream(device, self.device_rate, on_capture=self.echo.capture if self.echo else None,
+                           block_ms=self.block_ms)
         stream.trace = self._trace
         return stream
 
     def _open_speaker(self, device: Device) -> SpeakerStream:
         stream = SpeakerStream(device, self.playout, self.device_rate,
-                               on_render=self.echo.render if self.echo else None)
+                               on_render=self.echo.render if self.echo else None, block_ms=self.block_ms)
         stream.trace = self._trace
         return stream
 
@@ -84,7 +86,7 @@ class DeviceAudio(Source):
 
     def _tune_echo(self) -> None:
         if self.echo is not None and self.mic is not None and self.speaker is not None:
-            self.echo.set_delay(self.mic.latency_ms + self.speaker.latency_ms + ECHO_EXTRA_MS)
+            self.echo.set_delay(self.mic.latency_ms + self.speaker.latency_ms + self.block_ms)
 
     def switch(self, input_device: str | None, output_device: str | None) -> None:
         """Open the new device first, then close the old one: the call never loses its audio."""

@@ -19,7 +19,7 @@ from sandra_tui.audio.playout import FRAME, FrameQueue, PlayoutBuffer
 log = logging.getLogger(__name__)
 
 RATE = 48000
-BLOCK_MS = 10  # PortAudio block: 10 ms keeps device latency low and matches the echo canceller
+BLOCK_MS = 10  # default PortAudio block: 10 ms keeps device latency low and matches the echo canceller
 LATENCY_S = 0.02  # asked of PortAudio; its "low" (8.7 ms) is below what ALSA's pulse plugin keeps up with
 
 
@@ -38,9 +38,10 @@ def pick_rate(sd, device: Device, kind: str, wanted: int = 0) -> int:
 class _Stream:
     kind = ""
 
-    def __init__(self, device: Device, rate: int) -> None:
+    def __init__(self, device: Device, rate: int, block_ms: int = BLOCK_MS) -> None:
         self.device = device
         self.rate = rate
+        self.block_ms = block_ms
         self.last_callback = time.monotonic()
         self.callbacks = 0
         self.xruns = 0  # PortAudio's own over/underflow flags
@@ -51,7 +52,7 @@ class _Stream:
     def _start(self, stream_class, label: str) -> None:
         try:
             self._stream = stream_class(device=self.device.index, samplerate=self.rate, channels=1, dtype="int16",
-                                        blocksize=self.rate * BLOCK_MS // 1000, latency=LATENCY_S,
+                                        blocksize=self.rate * self.block_ms // 1000, latency=LATENCY_S,
                                         callback=self._callback, finished_callback=self._finished)
             self._stream.start()
         except Exception as exc:  # noqa: BLE001 - PortAudio reports every failure its own way
@@ -91,9 +92,10 @@ class MicStream(_Stream):
 
     kind = "input"
 
-    def __init__(self, device: Device, rate: int = 0, on_capture=None, max_frames: int = 3) -> None:
+    def __init__(self, device: Device, rate: int = 0, on_capture=None, max_frames: int = 3,
+                 block_ms: int = BLOCK_MS) -> None:
         sd = _sounddevice()
-        super().__init__(device, pick_rate(sd, device, "input", rate))
+        super().__init__(device, pick_rate(sd, device, "input", rate), block_ms)
         self.frames = FrameQueue(max_frames)
         self.on_capture = on_capture  # called on PortAudio's thread with each 10 ms block (echo canceller)
         self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="int16") if self.rate != RATE else None
@@ -126,9 +128,10 @@ class SpeakerStream(_Stream):
 
     kind = "output"
 
-    def __init__(self, device: Device, playout: PlayoutBuffer, rate: int = 0, on_render=None) -> None:
+    def __init__(self, device: Device, playout: PlayoutBuffer, rate: int = 0, on_render=None,
+                 block_ms: int = BLOCK_MS) -> None:
         sd = _sounddevice()
-        super().__init__(device, pick_rate(sd, device, "output", rate))
+        super().__init__(device, pick_rate(sd, device, "output", rate), block_ms)
         self.playout = playout
         self.on_render = on_render  # called on PortAudio's thread with each 48 kHz block played
         self._resampler = soxr.ResampleStream(RATE, self.rate, 1, dtype="int16") if self.rate != RATE else None
@@ -146,7 +149,7 @@ class SpeakerStream(_Stream):
             outdata[:, 0] = block
             return
         while len(self._fifo) < frames:
-            block = self.playout.pull(RATE * BLOCK_MS // 1000)
+            block = self.playout.pull(RATE * self.block_ms // 1000)
             self._rendered(block, time_info)
             self._fifo = np.concatenate([self._fifo, self._resampler.resample_chunk(block)])
         outdata[:, 0] = self._fifo[:frames]

@@ -16,6 +16,7 @@ from sandra_tui.audio.frames import FRAME_MS, SILENCE_DBFS, peak_dbfs, rms_dbfs
 from sandra_tui.audio.playout import PlayoutBuffer
 from sandra_tui.audio.sinks import RemoteDrain, Sink
 from sandra_tui.audio.sources import MicTrack, SilenceSource, Source
+from sandra_tui.protocol.opus import DirectDecoder, install_decoder
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class AudioEngine:
         self.playout_listeners: list = []  # called with PlayoutBuffer.stats()
         self.notice_listeners: list = []  # called with a message for the operator
         self._drain: RemoteDrain | None = None
+        self._decoder: DirectDecoder | None = None
         self._monitor: asyncio.Task | None = None
         self._last_level = 0.0
         self._last_in: np.ndarray | None = None
@@ -75,15 +77,20 @@ class AudioEngine:
         self._maybe_levels()
 
     # -- downlink ----------------------------------------------------------------------------
+    def attach_receiver(self, receiver) -> None:
+        """With a playout buffer (it orders, conceals and paces), packets are decoded as they
+        arrive and skip aiortc's jitter buffer and decoder thread. Without one (files, text
+        only), aiortc's path stays: its jitter buffer keeps a written file in order."""
+        if self.playout is not None:
+            self._decoder = install_decoder(receiver, self._on_remote)
+
     def attach_remote(self, track) -> RemoteDrain:
+        """Drain the remote track (it carries nothing while the direct decoder works, except
+        audio that is not Opus): its queue is unbounded otherwise."""
         old, self._drain = self._drain, RemoteDrain(track, self._on_remote)
         if old is not None:
             old._task.cancel()
         return self._drain
-
-    @property
-    def last_frame_at(self) -> float | None:
-        return self._drain.last_frame_at if self._drain else None
 
     def _on_remote(self, samples: np.ndarray, pts: int | None = None) -> None:
         self.frames_received += 1
@@ -200,7 +207,8 @@ def build_engine(audio_config, *, use_devices: bool = True, device_rate: int = 0
             devices = DeviceAudio(audio_config.input_device, audio_config.output_device,
                                   echo_cancellation=audio_config.echo_cancellation,
                                   noise_suppression=audio_config.noise_suppression,
-                                  playout_target_ms=audio_config.playout_target_ms, device_rate=device_rate)
+                                  playout_target_ms=audio_config.playout_target_ms, device_rate=device_rate,
+                                  block_ms=audio_config.block_ms)
             return AudioEngine(devices, push_to_talk=audio_config.push_to_talk,
                                description=devices.describe()), None
         except AudioUnavailable as exc:

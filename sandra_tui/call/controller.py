@@ -48,7 +48,6 @@ from sandra_tui.call.ice import IcePlanner, Plan, backend_is_loopback, gather_se
 from sandra_tui.call.quality import loss_percent, mos, read_stats
 from sandra_tui.call.signaling import SignalingError, Token
 from sandra_tui.config.model import Config
-from sandra_tui.protocol import audio_level, rtp_passthrough
 from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
 
 log = logging.getLogger("sandra_tui.call")
@@ -60,8 +59,6 @@ QUALITY_EVERY = 4  # polls per quality event (1 s)
 REPLY_AUDIO_DBFS = -50.0  # a reply frame louder than this is "audio"
 RESEED_MESSAGES = 10  # history items replayed into a new session after a reconnect
 
-
-audio_level.install()
 
 # Every peer connection a controller made, so tests and diagnostics can check none is left open.
 PEER_CONNECTIONS: weakref.WeakSet = weakref.WeakSet()
@@ -402,8 +399,7 @@ class CallController:
             DC_CLOSE_GRACE_S, self._mark_dead, "datachannel_closed", dead)))
         dc.on("message", self._on_message)
         transceiver = pc.addTransceiver(self.audio.new_mic_track(), direction="sendrecv")
-        if self.audio.playout is not None:
-            rtp_passthrough.install(transceiver.receiver)  # our playout buffer does the jitter work
+        self.audio.attach_receiver(transceiver.receiver)  # with a playout buffer, decode on arrival
 
         await pc.setLocalDescription(await pc.createOffer())
         started = time.monotonic()

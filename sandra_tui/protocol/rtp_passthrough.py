@@ -62,11 +62,11 @@ class ReorderSafeMapper:
         return unwrapped - self._origin
 
 
-def install(receiver) -> bool:
+def install(receiver, jitter_buffer: PassThroughJitterBuffer | None = None) -> bool:
     """Swap the audio receiver's jitter buffer; False (and a log line) if aiortc changed."""
     if not (hasattr(receiver, _ATTR) and hasattr(receiver, _MAPPER)):
         log.warning("aiortc receiver has no %s: keeping its own jitter buffer", _ATTR)
         return False
-    setattr(receiver, _ATTR, PassThroughJitterBuffer())
+    setattr(receiver, _ATTR, jitter_buffer if jitter_buffer is not None else PassThroughJitterBuffer())
     setattr(receiver, _MAPPER, ReorderSafeMapper())
     return True

@@ -1,12 +1,12 @@
 """The agent's outgoing audio: queued speech, silence in between, paced by the wall clock.
 
 It always sends (silence when idle), as a real server does, so a client can tell a live path
-from a dead one by inbound RTP alone.
+from a dead one by inbound RTP alone. Frames leave as mono Opus packets (what libwebrtc sends
+unless asked for stereo, so what a client meets in the field), not aiortc's stereo 96 kbit/s.
 """
 
 from __future__ import annotations
 
-import fractions
 import time
 from collections import deque
 
@@ -14,11 +14,11 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from sandra_tui.protocol.opus import OpusEncoder
 from sandra_tui.protocol.pacing import FramePacer
 
 SAMPLE_RATE = 48000
 FRAME = 960
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
 
 class AgentAudioTrack(MediaStreamTrack):
@@ -35,6 +35,7 @@ class AgentAudioTrack(MediaStreamTrack):
         # mirror mode: frames sent straight back; loud edges timed for round-trip breakdowns
         self._edge_frames: dict[int, float] = {}  # id(frame) -> when it arrived
         self.mirror_trace: deque[dict] = deque(maxlen=64)
+        self._encoder = OpusEncoder()
 
     def play(self, samples: np.ndarray) -> float:
         """Queue speech; returns its duration in seconds."""
@@ -67,9 +68,17 @@ class AgentAudioTrack(MediaStreamTrack):
     def queued_ms(self) -> int:
         return len(self._frames) * 20
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
+    async def recv(self) -> av.Packet:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            samples, pts = await self._next_frame()
+            packet = self._encoder.encode(samples, pts)
+            if packet is not None:
+                self.frames_sent += 1
+                return packet
+
+    async def _next_frame(self) -> tuple[np.ndarray, int]:
         pts = await self._pacer.next()
         if self._frames:
             samples = self._frames.popleft()
@@ -87,9 +96,4 @@ class AgentAudioTrack(MediaStreamTrack):
                 self._playing = False
                 if self.on_drained:
                     self.on_drained()
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = pts
-        frame.time_base = TIME_BASE
-        self.frames_sent += 1
-        return frame
+        return samples, pts

@@ -53,22 +53,27 @@ def devices(pulse):
         d.close()
 
 
-@pytest.mark.parametrize("rate", [0, 44100])
-def test_the_microphone_hears_what_is_played_into_the_mic_sink(pulse, devices, rate):
-    d = devices(device_rate=rate)
+RATES_AND_BLOCKS = [(0, 10), (44100, 10), (0, 20)]  # (device rate, PortAudio block ms)
+
+
+@pytest.mark.parametrize(("rate", "block_ms"), RATES_AND_BLOCKS)
+def test_the_microphone_hears_what_is_played_into_the_mic_sink(pulse, devices, rate, block_ms):
+    d = devices(device_rate=rate, block_ms=block_ms)
     assert d.mic.rate == (rate or RATE)
     player = pulse.play_into_mic(tone(0.6))
+    started = time.monotonic()
     heard = read_for(d, 1.2)
     player.wait(5)
     assert np.abs(heard.astype(np.int32)).max() > 4000
-    assert d.mic.callbacks > 50  # 10 ms blocks
+    blocks = (time.monotonic() - started) * 1000 / block_ms
+    assert 0.6 * blocks < d.mic.callbacks < 1.6 * blocks + 10  # PortAudio calls back once per block
 
 
-@pytest.mark.parametrize("rate", [0, 44100])
-def test_the_speaker_plays_the_playout_buffer(pulse, devices, rate):
+@pytest.mark.parametrize(("rate", "block_ms"), RATES_AND_BLOCKS)
+def test_the_speaker_plays_the_playout_buffer(pulse, devices, rate, block_ms):
     rec = pulse.recorder()
     try:
-        d = devices(device_rate=rate)
+        d = devices(device_rate=rate, block_ms=block_ms)
         assert d.speaker.rate == (rate or RATE)
         time.sleep(0.2)
         start = time.monotonic()

@@ -173,3 +173,11 @@ def test_cli_help_everywhere_and_version():
         assert r.returncode == 0 and "usage:" in r.stdout, args
     r = run_cli("--version")
     assert r.returncode == 0 and r.stdout.startswith("sandra-tui ")
+
+
+def test_audio_block_is_10_or_20_ms(tmp_path):
+    assert parse_config("[audio]\nblock_ms = 20\n", tmp_path / "c.toml").audio.block_ms == 20
+    assert Config().audio.block_ms == 10
+    with pytest.raises(ConfigError) as info:
+        parse_config("[audio]\nblock_ms = 15\n", tmp_path / "c.toml")
+    assert "audio.block_ms" in str(info.value) and ":2:" in str(info.value)

@@ -1,0 +1,130 @@
+"""Mono Opus, encoded and decoded on the event loop (PyAV's libopus); client and agent both.
+
+aiortc's own codecs are stereo (a mono microphone is upmixed and encoded at 96 kbit/s) and run
+on other threads: encoding through the default thread pool, decoding on a decoder thread that
+posts every frame back to the loop. Each 20 ms frame crossed threads twice each way, which cost
+more than the codec work itself. Mono voice at 32 kbit/s encodes in ~0.1 ms and decodes in
+~0.03 ms, so both now run where the packets are: on the loop.
+
+Outgoing tracks return `av.Packet`s, which aiortc sends as they are (`Encoder.pack`).
+Incoming packets are decoded in the receiver's jitter-buffer slot (`DirectDecoder`), straight
+into the playout buffer, so aiortc's decoder thread stays idle.
+"""
+
+from __future__ import annotations
+
+import fractions
+import logging
+
+import av
+import numpy as np
+
+from sandra_tui.protocol import rtp_passthrough
+from sandra_tui.protocol.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 48000
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+BITRATE = 32000  # mono voice: what libwebrtc sends unless the far end asks for stereo
+_CODECS = "_RTCRtpReceiver__codecs"  # aiortc==1.16.0 (pinned), like rtp_passthrough._ATTR
+
+
+class OpusEncoder:
+    def __init__(self, bitrate: int = BITRATE) -> None:
+        codec = av.CodecContext.create("libopus", "w")
+        codec.bit_rate = bitrate
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = SAMPLE_RATE
+        codec.time_base = TIME_BASE
+        codec.options = {"application": "voip"}
+        self._codec = codec
+
+    def encode(self, samples: np.ndarray, pts: int) -> av.Packet | None:
+        """One 20 ms frame in, its packet out, stamped with the frame's own pts (the encoder's
+        look-ahead is constant and means nothing to the far end)."""
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1),
+                                           format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = pts
+        frame.time_base = TIME_BASE
+        packets = self._codec.encode(frame)
+        if not packets:
+            return None
+        packet = packets[-1]
+        packet.pts = pts
+        packet.time_base = TIME_BASE
+        return packet
+
+
+class OpusDecoder:
+    def __init__(self) -> None:
+        codec = av.CodecContext.create("libopus", "r")
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = SAMPLE_RATE
+        self._codec = codec
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        """An Opus packet -> mono int16 samples (a stereo stream is downmixed by libopus)."""
+        frames = self._codec.decode(av.Packet(payload))
+        if len(frames) == 1:
+            return frames[0].to_ndarray().reshape(-1)
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]) if frames else np.zeros(0, np.int16)
+
+
+class DirectDecoder(PassThroughJitterBuffer):
+    """Sits in the audio receiver's jitter-buffer slot: Opus packets are decoded here and
+    handed to `on_samples(samples, pts)`; aiortc's decoder thread gets nothing.
+
+    Anything that is not Opus (a peer that chose PCMU) is passed on to aiortc's decoder as
+    before, so its remote track still carries it.
+    """
+
+    def __init__(self, receiver, on_samples) -> None:
+        super().__init__()
+        self._receiver = receiver
+        self._on_samples = on_samples
+        self._decoder = OpusDecoder()
+        self._mapper = ReorderSafeMapper()
+        self._is_opus: dict[int, bool] = {}
+        self.decoded = 0
+        self.errors = 0
+
+    def add(self, packet):
+        flag, frame = super().add(packet)
+        if frame is None:
+            return flag, None
+        if not self._opus(packet.payload_type):
+            return flag, frame  # aiortc's decoder takes it
+        pts = self._mapper.map(packet.timestamp)
+        if not frame.data:  # an empty payload carries no audio: the playout buffer conceals it
+            return flag, None
+        try:
+            samples = self._decoder.decode(frame.data)
+        except av.FFmpegError as exc:
+            self.errors += 1
+            if self.errors == 1:
+                log.warning("opus: a packet failed to decode (%s); it counts as lost", exc)
+            return flag, None
+        self.decoded += 1
+        self._on_samples(samples, pts)
+        return flag, None
+
+    def _opus(self, payload_type: int) -> bool:
+        known = self._is_opus.get(payload_type)
+        if known is None:
+            codec = getattr(self._receiver, _CODECS, {}).get(payload_type)
+            known = self._is_opus[payload_type] = codec is not None and codec.name.lower() == "opus"
+            if not known:
+                log.info("remote audio is not Opus (payload type %s): aiortc decodes it", payload_type)
+        return known
+
+
+def install_decoder(receiver, on_samples) -> DirectDecoder | None:
+    """Put a DirectDecoder in the receiver; None (aiortc's path stays) if aiortc changed."""
+    decoder = DirectDecoder(receiver, on_samples)
+    if not rtp_passthrough.install(receiver, decoder):
+        return None
+    return decoder
