@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from bench import resources
+from bench import metrics_load, resources
 from bench.audio import AudioBench
 from bench.baseline import BaselineClient
 from sandra_tui.call.controller import CallController
@@ -187,6 +187,18 @@ def audio_rows(rows: list[dict], mode: str, seconds: float) -> dict:
     return stages
 
 
+async def metrics_rows(rows: list[dict], mode: str) -> None:
+    """The backend (shared by both clients, so no baseline column): POST /api/sandra/metrics
+    from 150 loopback clients kept just under their 1000/min limit, then one client past it."""
+    r = await metrics_load.run(5.0 if mode == "quick" else 30.0, clients=150, concurrency=32)
+    rows.append(summarize("metrics POST, 150 clients at the limit: accepted/s", [r["accepted_per_s"]], [], "x"))
+    rows.append(summarize("metrics POST at the limit: p50 (ms)", [r["p50_ms"]], [], "ms"))
+    rows.append(summarize("metrics POST at the limit: p99 (ms)", [r["p99_ms"]], [], "ms"))
+    over = r["one_client_past_limit"]
+    rows.append(summarize("one client past its limit: 429 answers", [over.get("429", over.get(429, 0))], [], "x"))
+    rows[-1]["past_limit"] = over
+
+
 def summarize(name: str, ours: list, base: list, unit: str = "s") -> dict:
     ours = [v for v in ours if v is not None]
     base = [v for v in base if v is not None]
@@ -252,6 +264,7 @@ async def main(mode: str) -> int:
         coturn.stop()
         serve.stop()
     stages = await asyncio.to_thread(audio_rows, rows, mode, seconds)
+    await metrics_rows(rows, mode)
     pending = []
     print_table(rows, pending)
     print("\nour mouth-to-ear by stage, median ms (edge trace + agent mirror trace):")
