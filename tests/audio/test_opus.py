@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -88,7 +88,7 @@ def test_non_opus_audio_goes_to_aiortc_and_a_bad_packet_counts_as_lost():
 
 
 async def test_install_decoder_takes_the_jitter_buffer_slot():
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # never the default public STUN
     try:
         receiver = pc.addTransceiver("audio").receiver
         decoder = install_decoder(receiver, lambda samples, pts: None)
