@@ -8,6 +8,7 @@ import tomllib
 from textual.widgets import DataTable, Input, Select
 
 from sandra_tui.config.model import Config
+from sandra_tui.ui.app import SandraApp
 from sandra_tui.ui.screens.ice_editor import IceEditor
 from sandra_tui.ui.screens.main import MainScreen
 from tests.coturn import PASSWORD, USER
@@ -17,6 +18,12 @@ from tests.ui.scenes import DEMO_CREDENTIAL, demo_config, make_app
 
 # demo_config(): stun1.example.com, stun.example.org, env TURN (relay.example.net), config TURN (turn.example.org)
 NEW_ROW = 4
+
+
+def demo_app(config_path=None) -> tuple[FakeController, SandraApp]:
+    """The demo servers in an app whose controller the test keeps a hand on."""
+    c = FakeController(config=demo_config())
+    return c, make_app(c, config_path=config_path)
 
 
 async def open_editor(pilot) -> IceEditor:
@@ -81,8 +88,7 @@ async def test_add_stun_and_save_writes_the_file_0600_and_swaps_the_servers(tmp_
 
 async def test_add_turn_through_the_kind_list(tmp_path):
     path = tmp_path / "config.toml"
-    c = FakeController(config=demo_config())
-    app = make_app(c, config_path=path)
+    c, app = demo_app(path)
     async with app.run_test() as pilot:
         editor = await open_editor(pilot)
         await go_to(pilot, editor, NEW_ROW)
@@ -104,8 +110,7 @@ async def test_add_turn_through_the_kind_list(tmp_path):
 
 async def test_edit_remove_and_reorder(tmp_path):
     path = tmp_path / "config.toml"
-    c = FakeController(config=demo_config())
-    app = make_app(c, config_path=path)
+    c, app = demo_app(path)
     async with app.run_test() as pilot:
         editor = await open_editor(pilot)
         await go_to(pilot, editor, 1)
@@ -128,8 +133,7 @@ async def test_edit_remove_and_reorder(tmp_path):
 
 
 async def test_servers_from_the_environment_are_read_only():
-    c = FakeController(config=demo_config())
-    app = make_app(c)
+    c, app = demo_app()
     async with app.run_test() as pilot:
         editor = await open_editor(pilot)
         await go_to(pilot, editor, 2)
@@ -147,8 +151,7 @@ async def test_servers_from_the_environment_are_read_only():
 
 async def test_validation_errors_show_next_to_the_field_and_lose_nothing(tmp_path):
     path = tmp_path / "config.toml"
-    c = FakeController(config=demo_config())
-    app = make_app(c, config_path=path)
+    c, app = demo_app(path)
     async with app.run_test() as pilot:
         editor = await open_editor(pilot)
         await go_to(pilot, editor, NEW_ROW)
@@ -186,8 +189,7 @@ async def test_validation_errors_show_next_to_the_field_and_lose_nothing(tmp_pat
 
 
 async def test_credential_is_masked_until_revealed():
-    c = FakeController(config=demo_config())
-    app = make_app(c)
+    c, app = demo_app()
     async with app.run_test() as pilot:
         editor = await open_editor(pilot)
         await go_to(pilot, editor, 3)
@@ -230,8 +232,7 @@ async def test_cancel_discards_everything(tmp_path):
 async def test_a_failed_save_keeps_the_editor_and_the_edits(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the config folder should be")
-    c = FakeController(config=demo_config())
-    app = make_app(c, config_path=blocker / "config.toml")
+    c, app = demo_app(blocker / "config.toml")
     async with app.run_test(notifications=True) as pilot:
         editor = await open_editor(pilot)
         await go_to(pilot, editor, 0)
@@ -245,8 +246,7 @@ async def test_a_failed_save_keeps_the_editor_and_the_edits(tmp_path):
 async def test_the_credential_never_reaches_notifications_or_logs(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     path = tmp_path / "config.toml"
-    c = FakeController(config=demo_config())
-    app = make_app(c, config_path=path)
+    c, app = demo_app(path)
     async with app.run_test(notifications=True) as pilot:
         editor = await open_editor(pilot)
         await go_to(pilot, editor, 3)
