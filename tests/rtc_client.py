@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import time
 
 import aiohttp
-import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from sandra_tui.protocol.opus import make_frame
 from sandra_tui.protocol.pacing import FramePacer
 from tests.realtime_schema import validate_server_event
 
@@ -46,9 +45,7 @@ class QueueTrack(MediaStreamTrack):
         self.pending = self.pending[FRAME:]
         out = np.zeros(FRAME, dtype=np.int16)
         out[: len(chunk)] = chunk
-        frame = av.AudioFrame.from_ndarray(out.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = RATE, pts, fractions.Fraction(1, RATE)
-        return frame
+        return make_frame(out, pts)
 
 
 class RawClient:

@@ -19,7 +19,6 @@ from sandra_tui.audio.sources import Source
 log = logging.getLogger(__name__)
 
 
-
 class DeviceAudio(Source):
     def __init__(self, input_device: str = "", output_device: str = "", *, echo_cancellation: bool = True,
                  noise_suppression: bool = False, playout_target_ms: int = 60, device_rate: int = 0,

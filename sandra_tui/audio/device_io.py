@@ -97,7 +97,7 @@ class MicStream(_Stream):
         sd = _sounddevice()
         super().__init__(device, pick_rate(sd, device, "input", rate), block_ms)
         self.frames = FrameQueue(max_frames)
-        self.on_capture = on_capture  # called on PortAudio's thread with each 10 ms block (echo canceller)
+        self.on_capture = on_capture  # called on PortAudio's thread with each block (echo canceller)
         self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="int16") if self.rate != RATE else None
         self._pending = np.zeros(0, dtype=np.int16)
         self._start(sd.InputStream, "microphone")

@@ -13,6 +13,7 @@ API if LiveKit's internals move (a test checks both give the same output).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 
@@ -48,12 +49,10 @@ class _Direct:
     """Fixed-buffer calls into LiveKit's FFI for process_stream / process_reverse_stream."""
 
     def __init__(self, apm) -> None:
-        import ctypes
-
         from livekit.rtc._ffi_client import FfiClient
         from livekit.rtc._proto import ffi_pb2
 
-        self._ctypes = ctypes
+        self._pb2 = ffi_pb2
         self._lib = FfiClient.instance._ffi_lib
         self._calls = {}
         for kind in ("apm_process_stream", "apm_process_reverse_stream"):
@@ -79,7 +78,6 @@ class _Direct:
         fixed buffer: copy before the next call)."""
         _, view, request, length, ok = self._calls[kind]
         view[:] = block
-        ctypes = self._ctypes
         handle = self._lib.livekit_ffi_request(request, length, ctypes.byref(self._response),
                                                ctypes.byref(self._response_len))
         try:
@@ -87,9 +85,7 @@ class _Direct:
         finally:
             self._lib.livekit_ffi_drop_handle(handle)
         if response != ok:
-            from livekit.rtc._proto import ffi_pb2
-
-            parsed = ffi_pb2.FfiResponse()
+            parsed = self._pb2.FfiResponse()
             parsed.ParseFromString(response)
             raise RuntimeError(getattr(parsed, kind).error or "unexpected reply from the audio module")
         return view

@@ -16,7 +16,7 @@ from sandra_tui.audio.frames import FRAME_MS, SILENCE_DBFS, peak_dbfs, rms_dbfs
 from sandra_tui.audio.playout import PlayoutBuffer
 from sandra_tui.audio.sinks import RemoteDrain, Sink
 from sandra_tui.audio.sources import MicTrack, SilenceSource, Source
-from sandra_tui.protocol.opus import DirectDecoder, install_decoder
+from sandra_tui.protocol.opus import install_decoder
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ class AudioEngine:
         self.playout_listeners: list = []  # called with PlayoutBuffer.stats()
         self.notice_listeners: list = []  # called with a message for the operator
         self._drain: RemoteDrain | None = None
-        self._decoder: DirectDecoder | None = None
         self._monitor: asyncio.Task | None = None
         self._last_level = 0.0
         self._last_in: np.ndarray | None = None
@@ -82,7 +81,7 @@ class AudioEngine:
         arrive and skip aiortc's jitter buffer and decoder thread. Without one (files, text
         only), aiortc's path stays: its jitter buffer keeps a written file in order."""
         if self.playout is not None:
-            self._decoder = install_decoder(receiver, self._on_remote)
+            install_decoder(receiver, self._on_remote)  # the receiver holds it
 
     def attach_remote(self, track) -> RemoteDrain:
         """Drain the remote track (it carries nothing while the direct decoder works, except

@@ -14,16 +14,6 @@ TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 SILENCE_DBFS = -120.0
 
 
-def make_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
-    """Mono int16 samples -> an av.AudioFrame with pts/time_base set (what aiortc's encoder wants)."""
-    data = np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
-    frame.sample_rate = SAMPLE_RATE
-    frame.pts = pts
-    frame.time_base = TIME_BASE
-    return frame
-
-
 def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     """Decoded frame (s16 packed, mono or stereo) -> mono int16."""
     # Opus decodes a mono stream to identical channels: the first one is the signal, and

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import wave
 from pathlib import Path
 
@@ -51,8 +50,6 @@ class RemoteDrain:
     def __init__(self, track, on_samples) -> None:
         self._track = track
         self._on_samples = on_samples
-        self.frames = 0
-        self.last_frame_at: float | None = None
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
@@ -61,8 +58,6 @@ class RemoteDrain:
                 frame = await self._track.recv()
             except (MediaStreamError, asyncio.CancelledError):
                 return
-            self.frames += 1
-            self.last_frame_at = time.monotonic()
             try:
                 self._on_samples(frame_to_mono(frame), frame.pts)
             except Exception:  # noqa: BLE001 - a sink error must not stop the drain

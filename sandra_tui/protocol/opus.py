@@ -30,6 +30,16 @@ BITRATE = 32000  # mono voice: what libwebrtc sends unless the far end asks for 
 _CODECS = "_RTCRtpReceiver__codecs"  # aiortc==1.16.0 (pinned), like rtp_passthrough._ATTR
 
 
+def make_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    """Mono int16 samples -> an av.AudioFrame at 48 kHz with pts/time_base set."""
+    data = np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = TIME_BASE
+    return frame
+
+
 class OpusEncoder:
     def __init__(self, bitrate: int = BITRATE) -> None:
         codec = av.CodecContext.create("libopus", "w")
@@ -44,12 +54,7 @@ class OpusEncoder:
     def encode(self, samples: np.ndarray, pts: int) -> av.Packet | None:
         """One 20 ms frame in, its packet out, stamped with the frame's own pts (the encoder's
         look-ahead is constant and means nothing to the far end)."""
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1),
-                                           format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = pts
-        frame.time_base = TIME_BASE
-        packets = self._codec.encode(frame)
+        packets = self._codec.encode(make_frame(samples, pts))
         if not packets:
             return None
         packet = packets[-1]

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandra_tui.audio.frames import make_frame
 from sandra_tui.protocol import audio_level
+from sandra_tui.protocol.opus import make_frame
 
 
 @settings(max_examples=40, deadline=None)
