@@ -6,10 +6,9 @@ import wave
 from pathlib import Path
 
 import numpy as np
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from sandra_tui.audio.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
-from sandra_tui.protocol.opus import OpusEncoder
+from sandra_tui.protocol.opus import OpusTrack
 from sandra_tui.protocol.pacing import FramePacer
 
 
@@ -62,18 +61,16 @@ class WavFileSource(Source):
         return out
 
 
-class MicTrack(MediaStreamTrack):
+class MicTrack(OpusTrack):
     """The outgoing audio track; sends silence while muted.
 
     Paced by the device when the source has one (`wait_frame`: each frame leaves as soon as
     it is captured, no queueing delay), otherwise by the wall clock. Frames leave as mono Opus
-    packets encoded here (see `opus.py`), which aiortc sends without re-encoding.
+    packets (`OpusTrack` in protocol/opus.py), which aiortc sends without re-encoding.
 
     A new one is made for every connection attempt (a track whose sender stopped is ended);
     the source behind it lives across attempts.
     """
-
-    kind = "audio"
 
     def __init__(self, source: Source, gate=None, on_frame=None) -> None:
         super().__init__()
@@ -81,25 +78,19 @@ class MicTrack(MediaStreamTrack):
         self._gate = gate  # callable -> True when audio may go out (mute / push-to-talk)
         self._on_frame = on_frame
         self._pacer = FramePacer()
-        self._encoder = OpusEncoder()
 
-    async def recv(self):
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            wait_frame = getattr(self._source, "wait_frame", None)
-            if wait_frame is not None and await wait_frame(DEVICE_TIMEOUT_S):
-                pts = self._pacer.advance()
-            else:  # no device, or it stalled: keep time with silence so the call stays up
-                pts = await self._pacer.next()
-            samples = self._source.read()
-            if self._gate is not None and not self._gate():
-                samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-            if self._on_frame is not None:
-                self._on_frame(samples)
-            packet = self._encoder.encode(samples, pts)
-            if packet is not None:  # libopus gives one packet per 20 ms frame; never nothing in practice
-                return packet
+    async def next_frame(self) -> tuple[np.ndarray, int]:
+        wait_frame = getattr(self._source, "wait_frame", None)
+        if wait_frame is not None and await wait_frame(DEVICE_TIMEOUT_S):
+            pts = self._pacer.advance()
+        else:  # no device, or it stalled: keep time with silence so the call stays up
+            pts = await self._pacer.next()
+        samples = self._source.read()
+        if self._gate is not None and not self._gate():
+            samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        if self._on_frame is not None:
+            self._on_frame(samples)
+        return samples, pts
 
 
 FRAME_SECONDS = FRAME_MS / 1000

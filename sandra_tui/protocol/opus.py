@@ -18,6 +18,7 @@ import logging
 
 import av
 import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from sandra_tui.protocol import rtp_passthrough
 from sandra_tui.protocol.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
@@ -61,6 +62,29 @@ class OpusEncoder:
         packet.pts = pts
         packet.time_base = TIME_BASE
         return packet
+
+
+class OpusTrack(MediaStreamTrack):
+    """An outgoing audio track that hands aiortc Opus packets; subclasses give the samples."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._encoder = OpusEncoder()
+
+    async def next_frame(self) -> tuple[np.ndarray, int]:
+        """The next 20 ms of mono int16 samples and their pts, when they are due."""
+        raise NotImplementedError
+
+    async def recv(self) -> av.Packet:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            samples, pts = await self.next_frame()
+            packet = self._encoder.encode(samples, pts)
+            if packet is not None:  # libopus gives one packet per 20 ms frame; never nothing in practice
+                return packet
 
 
 class OpusDecoder:

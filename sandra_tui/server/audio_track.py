@@ -10,20 +10,16 @@ from __future__ import annotations
 import time
 from collections import deque
 
-import av
 import numpy as np
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from sandra_tui.protocol.opus import OpusEncoder
+from sandra_tui.protocol.opus import OpusTrack
 from sandra_tui.protocol.pacing import FramePacer
 
 SAMPLE_RATE = 48000
 FRAME = 960
 
 
-class AgentAudioTrack(MediaStreamTrack):
-    kind = "audio"
-
+class AgentAudioTrack(OpusTrack):
     def __init__(self) -> None:
         super().__init__()
         self._frames: deque[np.ndarray] = deque()
@@ -35,7 +31,6 @@ class AgentAudioTrack(MediaStreamTrack):
         # mirror mode: frames sent straight back; loud edges timed for round-trip breakdowns
         self._edge_frames: dict[int, float] = {}  # id(frame) -> when it arrived
         self.mirror_trace: deque[dict] = deque(maxlen=64)
-        self._encoder = OpusEncoder()
 
     def play(self, samples: np.ndarray) -> float:
         """Queue speech; returns its duration in seconds."""
@@ -68,18 +63,9 @@ class AgentAudioTrack(MediaStreamTrack):
     def queued_ms(self) -> int:
         return len(self._frames) * 20
 
-    async def recv(self) -> av.Packet:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            samples, pts = await self._next_frame()
-            packet = self._encoder.encode(samples, pts)
-            if packet is not None:
-                self.frames_sent += 1
-                return packet
-
-    async def _next_frame(self) -> tuple[np.ndarray, int]:
+    async def next_frame(self) -> tuple[np.ndarray, int]:
         pts = await self._pacer.next()
+        self.frames_sent += 1
         if self._frames:
             samples = self._frames.popleft()
             if self._edge_frames:
