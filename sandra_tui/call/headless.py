@@ -14,6 +14,7 @@ import sys
 import time
 
 from sandra_tui.call.events import AudioLevels, CallState, Event, StateChanged
+from sandra_tui.heap import freeze_long_lived
 
 
 def build_audio(args: argparse.Namespace, config):
@@ -94,6 +95,7 @@ async def run_call(args: argparse.Namespace, config, printer) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    freeze_long_lived()  # see sandra_tui/heap.py
     await controller.start()
     try:
         waiters = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(stop.wait())]

@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from sandra_tui import secrets
+from sandra_tui.heap import freeze_long_lived
 from sandra_tui.protocol.loopback import is_loopback_host, pin_host_candidates_to_loopback
 
 log = logging.getLogger("sandra_tui.server")
@@ -69,6 +70,7 @@ async def serve(args: argparse.Namespace, started: float) -> int:
         await runner.cleanup()
         print(f"sandra-tui serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
+    freeze_long_lived()  # the agent's media shares this loop: no 100 ms collector pauses mid-call
     port = site._server.sockets[0].getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{port}"
