@@ -20,6 +20,7 @@ from sandra_tui.call.events import CallState, DevicesChanged, ErrorEvent, Event,
 from sandra_tui.call.ice import IcePlanner
 from sandra_tui.config.load import save_config
 from sandra_tui.config.model import IceConfig
+from sandra_tui.heap import freeze_long_lived
 from sandra_tui.secrets import redact
 from sandra_tui.ui.commands import SandraCommands
 from sandra_tui.ui.keys import APP_KEYS
@@ -44,7 +45,7 @@ class SandraApp(App):
 
     def __init__(self, controller, warnings: list[str] | None = None, autostart: bool = True,
                  telemetry_factory=None, config_path: str | Path | None = None, clock=time.monotonic,
-                 monitor_loop_lag: bool = True) -> None:
+                 monitor_loop_lag: bool = True, freeze_heap: bool = False) -> None:
         super().__init__()
         self.controller = controller
         self.telemetry_factory = telemetry_factory
@@ -54,6 +55,7 @@ class SandraApp(App):
         self.config_path = config_path  # None: save_config's default ($SANDRA_CONFIG or the user dir)
         self.clock = clock
         self.lag = LoopLagMonitor() if monitor_loop_lag else None
+        self.freeze_heap = freeze_heap  # the real app, not tests: see sandra_tui/heap.py
         self.main = MainScreen(controller, clock)
         self._unsubscribe = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,6 +76,8 @@ class SandraApp(App):
         return self._unsubscribe is not None
 
     async def on_main_screen_ready(self) -> None:
+        if self.freeze_heap:
+            freeze_long_lived()  # the screen is built and the call not started: a pause costs nothing now
         self._unsubscribe = self.controller.subscribe(self.on_controller_event)
         if self.telemetry_factory is not None:
             self.telemetry = self.telemetry_factory(self.controller)
@@ -99,7 +103,10 @@ class SandraApp(App):
         except RuntimeError:
             running = None
         if self._loop is not None and running is not self._loop:
-            self._loop.call_soon_threadsafe(self._handle_event, event)  # from another thread: hop over
+            try:
+                self._loop.call_soon_threadsafe(self._handle_event, event)  # from another thread: hop over
+            except RuntimeError:  # the app's loop has closed: the call is being shut down
+                pass
             return
         self._handle_event(event)
 

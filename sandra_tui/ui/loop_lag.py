@@ -1,5 +1,6 @@
-"""Event-loop lag: how late a 50 ms sleep wakes up. Audio shares this loop with the UI, so a
-repaint that blocks for 30 ms is heard; benchmarks read the figures from `SandraApp.loop_lag_stats()`."""
+"""Event-loop lag: how late a 50 ms sleep wakes up, i.e. how long the UI stalls. In `sandra-tui`
+the call has its own thread and loop (call/call_thread.py), so a stall is felt in the keys, not
+heard; benchmarks read the figures from `SandraApp.loop_lag_stats()`."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 def run_tui(args: argparse.Namespace) -> int:
     from sandra_tui.audio.engine import build_engine
+    from sandra_tui.call.call_thread import CallThread
     from sandra_tui.call.controller import CallController
     from sandra_tui.call.probe_adapter import make_probe
     from sandra_tui.call.telemetry_link import attach_telemetry
@@ -43,10 +44,24 @@ def run_tui(args: argparse.Namespace) -> int:
     # The configured microphone and speaker, or text only with one message saying why.
     audio, problem = build_engine(loaded.config.audio, use_devices=not getattr(args, "text_only", False))
     warnings = loaded.warnings + ([problem] if problem else [])
-    # --backend goes to the controller, not into the config: the ICE editor and the device picker
-    # save the config, and a one-off flag must not end up in the file.
-    controller = CallController(loaded.config, audio=audio, probe=make_probe(), backend_url=backend_url)
-    app = SandraApp(controller, warnings=warnings, telemetry_factory=attach_telemetry,
-                    config_path=loaded.path)
-    app.run()
+    # The call (packets, decoding, the playout feed, telemetry) runs on its own thread and event
+    # loop, so a slow repaint never starves the speaker; the app talks to it through OnThread.
+    call = CallThread()
+    controller = None
+    try:
+        # --backend goes to the controller, not into the config: the ICE editor and the device
+        # picker save the config, and a one-off flag must not end up in the file.
+        controller = call.run(CallController, loaded.config, audio=audio, probe=make_probe(),
+                              backend_url=backend_url)
+
+        def telemetry(_proxy):
+            uploader = call.run(attach_telemetry, controller)
+            return call.bind(uploader) if uploader is not None else None
+
+        app = SandraApp(call.bind(controller), warnings=warnings, telemetry_factory=telemetry,
+                        config_path=loaded.path, freeze_heap=True)
+        app.run()
+    finally:
+        # Quitting closed the call already; closing again is harmless, and covers any other exit.
+        call.stop(cleanup=controller.close if controller is not None else None)
     return 0

@@ -3,6 +3,7 @@
 
 from textual.widgets import Input
 
+from sandra_tui.call.call_thread import CallThread
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState
 from sandra_tui.config.model import Config
@@ -46,6 +47,30 @@ async def test_connect_type_and_hang_up(agent_server):
     assert agent_server.calls == {}
 
 
+async def test_the_app_drives_a_controller_on_its_own_thread(agent_server):
+    """As `sandra-tui` runs it: the call on its own thread and loop, the app through OnThread."""
+    call = CallThread()
+    try:
+        controller = call.run(controller_for, agent_server.url)
+        app = SandraApp(call.bind(controller))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(lambda: controller.state == CallState.CONNECTED, pilot)
+            assert controller._supervisor.get_loop() is call.loop  # not the app's loop
+            app.query_one(Input).value = "hello across threads"
+            await pilot.press("enter")
+            await wait_until(lambda: len(controller.history) == 2 and controller.history.messages()[1].final,
+                             pilot, timeout=20)
+            await wait_until(lambda: app.query_one(Transcript).message_count() == 2, pilot)
+            assert "connected" in app.query_one(CallPane).text()  # events hopped to the app's loop
+            await pilot.press("f3")
+            assert controller.audio.muted
+            await pilot.press("ctrl+q")
+        assert controller.state == CallState.ENDED
+    finally:
+        call.stop()
+    assert agent_server.calls == {}
+
+
 async def test_transcript_never_shows_more_than_fifty(agent_server):
     controller = controller_for(agent_server.url)
     app = SandraApp(controller, autostart=False)
@@ -77,7 +102,7 @@ async def test_failed_state_shows_reason_and_retry_hint():
 
 
 async def test_event_loop_lag_during_a_call_with_the_ui(agent_server, capsys):
-    """The UI shares the event loop with the media: measure how late that loop wakes up in a call."""
+    """How late the UI's loop wakes up in a call (here the controller shares it, as in tests)."""
     controller = controller_for(agent_server.url)
     app = SandraApp(controller)
     async with app.run_test(size=(100, 30)) as pilot:
