@@ -8,8 +8,10 @@ timestamp as soon as they are decoded; the speaker pulls at its own pace:
 - a missing frame with later ones queued is concealed (last frame, faded) instead of stalling;
 - an empty buffer while playing is an underrun: conceal, and raise the target by one frame
   (not in the first 2 s of a stream, whose bursts say nothing about the path);
-- the target decays back towards its floor after a quiet period with no underrun, and a buffer
-  that stays well above target drops its quietest frames to bring the delay back down.
+- the target decays back towards its floor, a frame at a time, after 20 s with no underrun: what
+  emptied the buffer once (a collector pause, a burst of jitter) tends to come back, so the
+  margin is kept a while, as WebRTC's NetEq keeps its delay peaks; a buffer that stays well
+  above target drops its quietest frames to bring the delay back down.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ REANCHOR_FRAMES = 50  # a jump of more than 1 s in timestamps is a new stream (r
 
 class PlayoutBuffer:
     def __init__(self, target_ms: int = 60, min_ms: int = 40, max_ms: int = 300, capacity_ms: int = 1000,
-                 shrink_after_s: float = 2.0, settle_s: float = 2.0, clock=time.monotonic) -> None:
+                 shrink_after_s: float = 20.0, settle_s: float = 2.0, clock=time.monotonic) -> None:
         self.min_frames = max(1, min_ms // FRAME_MS)
         self.max_frames = max(self.min_frames, max_ms // FRAME_MS)
         self.base_frames = min(max(self.min_frames, target_ms // FRAME_MS), self.max_frames)

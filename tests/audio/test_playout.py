@@ -138,3 +138,22 @@ def test_underruns_while_the_stream_settles_do_not_raise_the_target():
     buf.push(frame(1), FRAME)
     played_values(buf, 3)
     assert buf.underruns == 1 and buf.target_ms == 40
+
+
+def test_a_raised_target_is_kept_for_a_while_before_it_decays():
+    """What emptied the buffer once (a collector pause, a burst) tends to come back: the extra
+    frame stays for 20 s of clean playout, not 2."""
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, settle_s=0, clock=clock)
+    buf.push(frame(1), 0)
+    buf.push(frame(1), FRAME)
+    played_values(buf, 3)  # underrun
+    assert buf.target_ms == 60
+    index = 2
+    for second in (5.0, 15.0, 21.0):
+        clock.t = second
+        for _ in range(5):
+            buf.push(frame(1), index * FRAME)
+            index += 1
+        played_values(buf, 3)
+        assert buf.target_ms == (40 if second > 20 else 60), second
