@@ -35,7 +35,7 @@ class AudioEngine:
         self.muted = False
         self.push_to_talk = push_to_talk
         self.talking = False  # push-to-talk key held
-        self.output_listeners: list = []  # called with each remote mono frame
+        self.output_listeners: list = []  # called with each remote mono frame (samples)
         self.level_listeners: list = []  # called with (in_rms, out_rms, in_peak, out_peak)
         self.device_listeners: list = []  # called with (input_name, output_name, reason)
         self.playout_listeners: list = []  # called with PlayoutBuffer.stats()
@@ -100,10 +100,8 @@ class AudioEngine:
         for sink in self.sinks:
             sink.write(samples)
         self._last_out = samples
-        if self.output_listeners:
-            level = peak_dbfs(samples)  # cheap, every frame: is Sandra audible yet
-            for listener in list(self.output_listeners):
-                listener(samples, level)
+        for listener in self.output_listeners:
+            listener(samples)
         self._maybe_levels()
 
     @property

@@ -21,6 +21,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from sandra_tui.audio.engine import AudioEngine
+from sandra_tui.audio.frames import peak_dbfs
 from sandra_tui.call import signaling
 from sandra_tui.call.backoff import Backoff, attempt_log_line
 from sandra_tui.call.embedded import EmbeddedAgent, EmbeddedAgentError
@@ -621,12 +622,15 @@ class CallController:
         self._emit(Speech("reply_cancelled"))
 
     # -- audio observations ---------------------------------------------------------------------
-    def _on_output_frame(self, samples, level_dbfs: float) -> None:
+    def _on_output_frame(self, samples) -> None:
         now = time.monotonic()
         if self._first_audio_pending and self._connected_at is not None:
             self._first_audio_pending = False
             self._latency("time_to_first_audio", (now - self._connected_at) * 1000)
-        if level_dbfs < REPLY_AUDIO_DBFS:
+        # The level is only needed while a reply is awaited: not for every frame of a call.
+        if self._speech_stopped_at is None and self._text_sent_at is None:
+            return
+        if peak_dbfs(samples) < REPLY_AUDIO_DBFS:
             return
         if self._speech_stopped_at is not None:
             self._latency("response_latency", (now - self._speech_stopped_at) * 1000)
