@@ -35,6 +35,20 @@ def test_one_packet_per_frame_stamped_with_the_frame_pts():
     assert max(p.size for p in packets[2:]) < 32000 / 8 / 50 * 2  # ~32 kbit/s, not aiortc's 96
 
 
+def test_the_reused_frame_encodes_exactly_as_fresh_frames_do():
+    import av
+
+    from sandra_tui.protocol.opus import make_frame
+
+    source = np.concatenate([tone(300, 20), tone(2000, 20)])
+    fresh = av.CodecContext.create("libopus", "w")
+    fresh.bit_rate, fresh.format, fresh.layout, fresh.sample_rate = 32000, "s16", "mono", 48000
+    fresh.time_base, fresh.options = TIME_BASE, {"application": "voip"}
+    expected = [bytes(p) for i in range(0, len(source), FRAME_SAMPLES)
+                for p in fresh.encode(make_frame(source[i : i + FRAME_SAMPLES], i))]
+    assert [bytes(p) for p in encode_all(source)] == expected
+
+
 def test_round_trip_keeps_pitch_and_level():
     source = tone(1000, 50)
     decoder = OpusDecoder()
