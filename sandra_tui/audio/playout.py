@@ -6,17 +6,21 @@ timestamp as soon as they are decoded; the speaker pulls at its own pace:
 
 - before playing, wait until `target` ms are queued (prebuffer);
 - a missing frame with later ones queued is concealed (last frame, faded) instead of stalling;
+- the target grows on jitter: each frame's lateness against the earliest arrivals of the last
+  2 s says how much margin the path needs, and the target covers it. The extra frames are made
+  by playing a frame of silence while the audio is quiet, so nobody hears the delay change;
 - an empty buffer while playing is an underrun: conceal, and raise the target by one frame
-  (not in the first 2 s of a stream, whose bursts say nothing about the path);
-- the target decays back towards its floor, a frame at a time, after 20 s with no underrun: what
-  emptied the buffer once (a collector pause, a burst of jitter) tends to come back, so the
-  margin is kept a while, as WebRTC's NetEq keeps its delay peaks; a buffer that stays well
-  above target drops its quietest frames to bring the delay back down.
+  (neither rule in the first 2 s of a stream, whose bursts say nothing about the path);
+- the target decays back towards its floor, a frame at a time, after 20 s in which nothing
+  asked for it: what emptied the buffer once (a collector pause, a burst of jitter) tends to
+  come back, so the margin is kept a while, as WebRTC's NetEq keeps its delay peaks. A buffer
+  that holds more than its target drops its quietest frames to bring the delay back down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections import deque
@@ -27,6 +31,10 @@ FRAME = 960  # 20 ms at 48 kHz
 FRAME_MS = 20
 FADE = 0.5  # each concealed repeat is this much quieter
 REANCHOR_FRAMES = 50  # a jump of more than 1 s in timestamps is a new stream (reconnect, reset)
+JITTER_WINDOW = 100  # frames (2 s): lateness is measured against the earliest arrival among these
+JITTER_MARGIN_MS = 10  # on top of the worst lateness: the speaker pulls in blocks, not instantly
+QUIET_PEAK = 300  # about -40 dBFS: a frame this quiet can be stretched or skipped unheard
+OVER_HOLD_S = 1.0  # one frame more than the target for this long is dropped (quietly)
 
 
 class PlayoutBuffer:
@@ -48,8 +56,10 @@ class PlayoutBuffer:
         self._last: np.ndarray | None = None
         self._concealing = 0  # consecutive concealed frames
         self._tail = np.zeros(0, dtype=np.int16)  # part of a frame left over from the last pull
-        self._last_underrun = clock()
+        self._raised_at = clock()  # when the target last went up, or was last needed as it is
         self._over_since: float | None = None
+        self._arrivals: deque[float] = deque(maxlen=JITTER_WINDOW)  # arrival time minus media time
+        self._grow = 0  # frames of silence still to insert to reach a raised target
         # counters (read from any thread; ints are updated under the lock)
         self.underruns = 0
         self.concealed = 0
@@ -57,6 +67,8 @@ class PlayoutBuffer:
         self.dropped = 0
         self.frames_played = 0
         self.frames_in = 0
+        self.stretched = 0  # silent frames inserted to grow the buffer
+        self.jitter_ms = 0.0  # the lateness of the latest frame (ms)
 
     # -- network side ------------------------------------------------------------------------
     def push(self, samples: np.ndarray, pts: int | None = None) -> None:
@@ -72,6 +84,7 @@ class PlayoutBuffer:
                 self._started_at = None  # a new stream settles again
             if self._next is None:
                 self._next = index
+            self._note_arrival_locked(index)
             if index < self._next:
                 if self._playing or self._last is not None:
                     self.late += 1  # already concealed or played: too late to use
@@ -93,7 +106,30 @@ class PlayoutBuffer:
             self._next = next_index
             return dropped
 
+    def _note_arrival_locked(self, index: int) -> None:
+        now = self._clock()
+        offset = now - index * FRAME_MS / 1000
+        self._arrivals.append(offset)
+        if self._started_at is None or now - self._started_at < self.settle_s:
+            return
+        late_ms = (offset - min(self._arrivals)) * 1000
+        if late_ms > self.max_frames * FRAME_MS:  # the sender paused: a new timeline, not jitter
+            self._arrivals.clear()
+            self._arrivals.append(offset)
+            return
+        self.jitter_ms = late_ms
+        wanted = math.ceil((late_ms + JITTER_MARGIN_MS) / FRAME_MS)
+        if wanted > self.base_frames and wanted >= self.target_frames:  # the margin is (still) needed
+            self._raised_at = now
+            wanted = min(self.max_frames, wanted)
+            if wanted > self.target_frames:
+                if self._playing:
+                    self._grow += wanted - self.target_frames
+                self.target_frames = wanted
+
     def _reset_locked(self) -> None:
+        self._arrivals.clear()
+        self._grow = 0
         self._frames.clear()
         self._next = None
         self._playing = False
@@ -125,6 +161,11 @@ class PlayoutBuffer:
             self._next = min(self._frames)
             if self._started_at is None:
                 self._started_at = now
+        if self._grow and self._last is not None and self._quiet(self._last) and len(self._frames) < self.target_frames:
+            self._grow -= 1  # a raised target: one frame of silence in a quiet moment makes room
+            self.stretched += 1
+            self._last = np.zeros(FRAME, dtype=np.int16)
+            return self._last
         frame = self._frames.pop(self._next, None)
         if frame is not None:
             self._next += 1
@@ -135,10 +176,11 @@ class PlayoutBuffer:
             return frame
         if not self._frames:  # nothing at all: underrun, wait for the target again
             self.underruns += 1
-            self._last_underrun = now
+            self._raised_at = now
             if self._started_at is not None and now - self._started_at >= self.settle_s:
                 self.target_frames = min(self.max_frames, self.target_frames + 1)
             self._playing = False
+            self._grow = 0  # prebuffering again fills to the new target
             return self._conceal_locked()
         self._next += 1  # a hole with later frames queued: a lost packet
         return self._conceal_locked()
@@ -152,29 +194,41 @@ class PlayoutBuffer:
         return self._last
 
     def _adapt_locked(self, now: float) -> None:
-        if self.target_frames > self.base_frames and now - self._last_underrun > self.shrink_after_s:
+        if self.target_frames > self.base_frames and now - self._raised_at > self.shrink_after_s:
             self.target_frames -= 1
-            self._last_underrun = now  # one step per quiet period
+            self._grow = max(0, self._grow - 1)
+            self._raised_at = now  # one step per quiet period
+        # Right after a frame is taken, a steady buffer holds target - 1 frames (one arrives per
+        # frame played). More than that, for long enough, is delay nobody needs.
         depth = len(self._frames)
-        if depth > self.target_frames + 2:
+        if depth >= self.target_frames:
             if self._over_since is None:
                 self._over_since = now
-            elif now - self._over_since > 0.2:
-                self._drop_quietest_locked()
+            elif depth > self.target_frames + 2 and now - self._over_since > 0.2:
+                self._drop_quietest_locked()  # a burst: catch up soon, quietest frame first
                 self._over_since = now
+            elif now - self._over_since > OVER_HOLD_S and self._drop_quietest_locked(only_quiet=True):
+                self._over_since = now  # one frame too many: wait for a quiet one to drop
         else:
             self._over_since = None
 
-    def _drop_quietest_locked(self) -> None:
+    @staticmethod
+    def _quiet(frame: np.ndarray) -> bool:
+        return int(np.abs(frame).max()) <= QUIET_PEAK
+
+    def _drop_quietest_locked(self, only_quiet: bool = False) -> bool:
         # Skipping a near-silent frame is inaudible; skipping speech is not.
         # Frames before it move up one slot so later arrivals keep their places.
         keys = sorted(self._frames)[:4]
         quietest = min(keys, key=lambda k: int(np.abs(self._frames[k]).max()))
+        if only_quiet and not self._quiet(self._frames[quietest]):
+            return False
         del self._frames[quietest]
         for k in sorted((k for k in keys if k < quietest), reverse=True):
             self._frames[k + 1] = self._frames.pop(k)
         self._next += 1
         self.dropped += 1
+        return True
 
     # -- observation -------------------------------------------------------------------------
     @property

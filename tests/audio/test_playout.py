@@ -157,3 +157,50 @@ def test_a_raised_target_is_kept_for_a_while_before_it_decays():
             index += 1
         played_values(buf, 3)
         assert buf.target_ms == (40 if second > 20 else 60), second
+
+
+def steady(buf: PlayoutBuffer, clock: Clock, start: int, frames: int, value: int = 0, late: dict | None = None) -> int:
+    """Frames arriving on time (one per 20 ms, each pulled as the next arrives), `late[i]` seconds
+    late for some; returns the next index."""
+    late = late or {}
+    for i in range(start, start + frames):
+        clock.t = i * 0.02 + late.get(i, 0.0)
+        buf.push(frame(value), i * FRAME)
+        buf.pull(FRAME)
+    return start + frames
+
+
+def test_the_target_grows_on_jitter_with_silence_played_in_a_quiet_moment():
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, clock=clock)
+    index = steady(buf, clock, 0, 150)  # 3 s on time: past the settling period
+    assert buf.target_ms == 40 and buf.stretched == 0
+    index = steady(buf, clock, index, 5, late={index: 0.045})  # one frame 45 ms late (a GC pause)
+    assert buf.target_ms == 60  # 45 ms + margin needs three frames
+    assert buf.stretched == 1  # the extra frame came from a frame of silence, not an underrun
+    played = buf.frames_played
+    index = steady(buf, clock, index, 10, late={index + 2: 0.045})  # the same pause again
+    assert buf.underruns == 0 and buf.frames_played == played + 10
+
+
+def test_speech_is_not_stretched_and_the_extra_delay_goes_once_unneeded():
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, shrink_after_s=5, clock=clock)
+    index = steady(buf, clock, 0, 150, value=3000)
+    index = steady(buf, clock, index, 5, value=3000, late={index: 0.045})
+    assert buf.target_ms == 60 and buf.stretched == 0  # loud: no silence inserted mid-word
+    index = steady(buf, clock, index, 5, value=0)
+    assert buf.stretched == 1  # the first quiet moment
+    depth = buf.depth_ms
+    steady(buf, clock, index, 500, value=0)  # 10 s on time: the target decays, the frame goes
+    assert buf.target_ms == 40 and buf.depth_ms < depth and buf.underruns == 0
+
+
+def test_a_sender_pause_is_not_taken_for_jitter():
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, clock=clock)
+    index = steady(buf, clock, 0, 150)
+    clock.t += 5.0  # no packets for 5 s, then the stream goes on where it stopped
+    for i in range(index, index + 5):
+        buf.push(frame(0), i * FRAME)
+    assert buf.target_ms == 40 and buf.jitter_ms < 20  # 5 s of "lateness" is a new timeline
