@@ -177,6 +177,11 @@ class AudioEngine:
                     listener(stats)
 
     async def detach(self) -> None:
+        """The connection is gone (hang-up, reconnect): nothing more arrives, so the playout
+        buffer stops and prebuffers for the next one, rather than count the quiet after the
+        call as an underrun."""
+        if self.playout is not None:
+            self.playout.flush()
         if self._drain is not None:
             await self._drain.stop()
             self._drain = None

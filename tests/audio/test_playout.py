@@ -204,3 +204,16 @@ def test_a_sender_pause_is_not_taken_for_jitter():
     for i in range(index, index + 5):
         buf.push(frame(0), i * FRAME)
     assert buf.target_ms == 40 and buf.jitter_ms < 20  # 5 s of "lateness" is a new timeline
+
+
+async def test_the_end_of_a_connection_is_not_an_underrun():
+    from sandra_tui.audio.engine import AudioEngine
+
+    buf = PlayoutBuffer(target_ms=40)
+    engine = AudioEngine(playout=buf)
+    for i in range(4):
+        engine._on_remote(frame(100), i * FRAME)
+    assert played_values(buf, 3) == [100, 100, 100]
+    await engine.detach()  # hang-up or reconnect: the stream stops here
+    assert played_values(buf, 5) == [0] * 5
+    assert buf.underruns == 0 and not buf.playing
