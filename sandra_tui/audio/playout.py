@@ -161,7 +161,8 @@ class PlayoutBuffer:
             self._next = min(self._frames)
             if self._started_at is None:
                 self._started_at = now
-        if self._grow and self._last is not None and self._quiet(self._last) and len(self._frames) < self.target_frames:
+        quiet_now = self._last is not None and self._quiet(self._last)
+        if self._grow and quiet_now and len(self._frames) < self.target_frames:
             self._grow -= 1  # a raised target: one frame of silence in a quiet moment makes room
             self.stretched += 1
             self._last = np.zeros(FRAME, dtype=np.int16)
