@@ -113,7 +113,9 @@ async def test_answer_delay_rtp_drop_and_jitter(agent_server):
         await asyncio.sleep(0.3)
         stats = await c.pc.getStats()
         jitter_before = next(s.jitter for s in stats.values() if s.type == "inbound-rtp")
-        assert await packets_in(c, 1.0) >= 40  # delayed, not lost
+        # Delayed, not lost: ~100 sent in 2 s (half would be gone if jitter dropped them). A 1 s
+        # window with >= 40 failed once with 38 on a loaded CI machine.
+        assert await packets_in(c, 2.0) >= 70
         stats = await c.pc.getStats()
         jitter = next(s.jitter for s in stats.values() if s.type == "inbound-rtp")
         assert jitter / 48 > 5 and jitter > jitter_before  # RTP timestamp units: ms = /48
