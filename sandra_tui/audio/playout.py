@@ -161,8 +161,8 @@ class PlayoutBuffer:
             self._next = min(self._frames)
             if self._started_at is None:
                 self._started_at = now
-        quiet_now = self._last is not None and self._quiet(self._last)
-        if self._grow and quiet_now and len(self._frames) < self.target_frames:
+        if self._grow and len(self._frames) < self.target_frames and self._last is not None \
+                and _peak(self._last) <= QUIET_PEAK:
             self._grow -= 1  # a raised target: one frame of silence in a quiet moment makes room
             self.stretched += 1
             self._last = np.zeros(FRAME, dtype=np.int16)
@@ -213,16 +213,13 @@ class PlayoutBuffer:
         else:
             self._over_since = None
 
-    @staticmethod
-    def _quiet(frame: np.ndarray) -> bool:
-        return int(np.abs(frame).max()) <= QUIET_PEAK
-
     def _drop_quietest_locked(self, only_quiet: bool = False) -> bool:
         # Skipping a near-silent frame is inaudible; skipping speech is not.
         # Frames before it move up one slot so later arrivals keep their places.
         keys = sorted(self._frames)[:4]
-        quietest = min(keys, key=lambda k: int(np.abs(self._frames[k]).max()))
-        if only_quiet and not self._quiet(self._frames[quietest]):
+        peaks = {k: _peak(self._frames[k]) for k in keys}
+        quietest = min(keys, key=peaks.__getitem__)
+        if only_quiet and peaks[quietest] > QUIET_PEAK:
             return False
         del self._frames[quietest]
         for k in sorted((k for k in keys if k < quietest), reverse=True):
@@ -249,6 +246,10 @@ class PlayoutBuffer:
         return {"depth_ms": round(self.depth_ms, 1), "target_ms": self.target_ms, "underruns": self.underruns,
                 "concealed": self.concealed, "late": self.late, "dropped": self.dropped,
                 "frames_played": self.frames_played}
+
+
+def _peak(frame: np.ndarray) -> int:
+    return int(np.abs(frame).max())
 
 
 class FrameQueue:
