@@ -97,6 +97,7 @@ class CallController:
         self._embedded: EmbeddedAgent | None = None
         self._http: aiohttp.ClientSession | None = None
         self._supervisor: asyncio.Task | None = None
+        self._closed = False
         self._pc: RTCPeerConnection | None = None
         self._dc = None
         self._token: Token | None = None
@@ -173,7 +174,11 @@ class CallController:
             self._set_state(CallState.ENDED)
 
     async def close(self) -> None:
-        """Hang up and free everything (embedded agent, HTTP session, audio)."""
+        """Hang up and free everything (embedded agent, HTTP session, audio). A second call does
+        nothing (`sandra-tui` closes on quit, and again on the way out in case quit was skipped)."""
+        if self._closed:
+            return
+        self._closed = True
         await self.hangup()
         if self._http is not None:
             await self._http.close()
