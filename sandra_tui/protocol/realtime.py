@@ -5,16 +5,21 @@ Backend HTTP API
 ``POST /api/sandra/token`` (TOKEN_PATH), optional JSON body ``{"session_id": str, "reconnect": bool}``
 -> 200 with a :class:`TokenResponse`::
 
-    {"value": "ek_...",              # short-lived key: `Authorization: Bearer <value>` on realtime_url
+    {"value": "ek_sandra_...",       # short-lived key: `Authorization: Bearer <value>` on realtime_url
      "expires_at": 1767225600,        # unix seconds
      "realtime_url": "http://127.0.0.1:8750/v1/realtime/calls",   # absolute; POST the SDP offer here
-     "model": "gpt-realtime",
+     "model": "gpt-realtime-2.1",
+     "notice": "...",                 # only when there is something to tell the operator (model shutdown)
      "ice_servers": [{"urls": ["turn:host:3478?transport=udp"], "username": "...", "credential": "..."}],
      "session_id": "sess_..."}       # the client's own id when it sent a valid one
 
 ``ice_servers`` is ``[]`` when the backend has nothing to offer (e.g. a loopback agent); TURN
 entries carry coturn REST credentials (username ``<expiry>:<session>``). With ``--upstream openai``
-``realtime_url`` is OpenAI's ``/v1/realtime/calls`` and ``value`` an OpenAI ``ek_`` key.
+``realtime_url`` is the backend's own ``/v1/realtime/calls``, which relays the offer to OpenAI
+with the server's key (SANDRA_OPENAI_MODE=relay, the default); with SANDRA_OPENAI_MODE=mint it is
+OpenAI's ``/v1/realtime/calls`` and ``value`` an OpenAI ``ek_`` key.
+Keys minted by the backend start with ``SIGNED_KEY_PREFIX`` (signed, self-contained: see
+server/tokens.py); anything that masks secrets can recognise them by it.
 
 ``POST {realtime_url}`` with ``Content-Type: application/sdp`` and the offer as the body ->
 ``201`` with the answer SDP and ``Location: /v1/realtime/calls/{call_id}``.
@@ -32,6 +37,10 @@ TOKEN_PATH = "/api/sandra/token"
 CALLS_PATH = "/v1/realtime/calls"
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 FAULTS_PATH = "/_faults"
+MODELS_PATH = "/v1/models"  # GET {MODELS_PATH}/{model}: `shutdown_date` (YYYY-MM-DD or null)
+SIGNED_KEY_PREFIX = "ek_sandra_"
+DEFAULT_MODEL = "gpt-realtime-2.1"
+SESSION_EXPIRED = "session_expired"  # error code of the event that ends a session at its maximum length
 DATA_CHANNEL_LABEL = "oai-events"
 
 
@@ -48,6 +57,7 @@ class TokenResponse(TypedDict):
     model: str
     ice_servers: list[IceServer]
     session_id: str
+    notice: NotRequired[str]
 
 
 ErrorType = Literal["invalid_request_error", "rate_limit_error", "server_error", "authentication_error"]

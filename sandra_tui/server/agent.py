@@ -24,7 +24,7 @@ from collections import OrderedDict, deque
 import numpy as np
 from aiortc.mediastreams import MediaStreamError
 
-from sandra_tui.protocol.realtime import CLIENT_EVENTS
+from sandra_tui.protocol.realtime import CLIENT_EVENTS, SESSION_EXPIRED
 from sandra_tui.server import tts
 from sandra_tui.server.audio_track import FRAME, SAMPLE_RATE, AgentAudioTrack
 from sandra_tui.server.faults import Faults
@@ -169,6 +169,7 @@ class LocalAgentCall:
         self._audio_reply: dict | None = None  # the reply whose audio is leaving now
         self._pending_text = ""
         self._pending_audio: np.ndarray | None = None  # committed by hand (no VAD), awaiting response.create
+        self.on_session_started = None  # called once session.created is sent (the session's clock starts)
 
     @property
     def mode(self) -> str:
@@ -211,6 +212,22 @@ class LocalAgentCall:
 
     def _greet(self) -> None:
         self.send("session.created", session=self.session)
+        if self.on_session_started is not None:
+            self.on_session_started()
+            self.on_session_started = None
+
+    async def expire(self, max_s: float) -> None:
+        """The session hit its maximum length: the `error` event OpenAI sends at 60 minutes,
+        then wait (at most 2 s) until the peer has acknowledged it, since closing the peer
+        connection aborts SCTP and would drop it."""
+        length = f"{max_s / 60:g} minutes" if max_s % 60 == 0 else f"{max_s:g} seconds"
+        self.error(f"Your session hit the maximum duration of {length}.", SESSION_EXPIRED)
+        deadline = time.monotonic() + 2.0
+        while self.dc is not None and self.dc.readyState == "open" and time.monotonic() < deadline:
+            sctp = self.dc.transport
+            if not self.dc.bufferedAmount and not sctp._outbound_queue and not sctp._sent_queue:
+                return
+            await asyncio.sleep(0.02)
 
     def _remember(self, item: dict) -> None:
         self._items[item["id"]] = item

@@ -2,16 +2,22 @@
 
 Routes (shapes in sandra_tui/protocol/realtime.py)
 - POST /api/sandra/token -> {"value", "expires_at", "realtime_url", "model", "ice_servers", "session_id"}
+  (+ "notice" when the model is near or past its shutdown date)
   Body (optional JSON): {"session_id": "<the client's call id>", "reconnect": bool}. The key is
   short-lived; `realtime_url` is where the client posts its SDP offer with `Authorization:
   Bearer <value>`. `ice_servers` holds TURN REST credentials when SANDRA_TURN_SECRET is set,
   and is [] otherwise. Per client address: at most `tokens_per_min_per_client` keys a minute.
-- POST /v1/realtime/calls (local agent): Bearer key, application/sdp offer in, 201 + answer SDP +
-  `Location: /v1/realtime/calls/{call_id}` out. At most `max_calls_per_client` calls at once.
+- POST /v1/realtime/calls: Bearer key, application/sdp offer in, 201 + answer SDP +
+  `Location: /v1/realtime/calls/{call_id}` out. Local agent: at most `max_calls_per_client` calls
+  at once. `--upstream openai` (relay): the offer goes to OpenAI with the server's key and the
+  session policy; the call id is OpenAI's plus a tag binding it to the caller's session, so any
+  replica can relay the hang-up.
 - POST /v1/realtime/calls/{call_id}/hangup (same key), POST /v1/realtime/client_secrets (a local
   mirror of OpenAI's key minting; loopback only).
 - /api/sandra/metrics, /metrics, /healthz: see metrics/api.py.
 - /_faults (GET, POST, DELETE): only with --faults and only from loopback; see faults.py.
+  With --faults and SANDRA_TEST_PAGES=<dir>, GET /_test/{name} serves that dir's files (a
+  same-origin page for browser tests).
 
 Every error is `{"error": {"message", "type", "code"}}`; bodies over 64 KiB get 413.
 """
@@ -19,10 +25,14 @@ Every error is `{"error": {"message", "type", "code"}}`; bodies over 64 KiB get 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import hmac
 import ipaddress
 import json
 import logging
+import os
 import time
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -36,7 +46,8 @@ from sandra_tui.server.metrics.api import MetricsApi, MetricsSettings, Prom
 from sandra_tui.server.metrics.ratelimit import SlidingWindowLimiter
 from sandra_tui.server.metrics.storage import open_storage
 from sandra_tui.server.settings import ServerSettings
-from sandra_tui.server.tokens import TokenStore
+from sandra_tui.server import upstream_openai as upstream
+from sandra_tui.server.tokens import TokenStore, load_or_create_secret
 from sandra_tui.server.upstream_openai import UpstreamError, mint_client_secret
 
 log = logging.getLogger("sandra_tui.server")
@@ -49,6 +60,7 @@ TOKENS = web.AppKey("tokens", TokenStore)
 METRICS = web.AppKey("metrics", MetricsApi)
 TOKEN_LIMITER = web.AppKey("token_limiter", SlidingWindowLimiter)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+MODEL_STATUS = web.AppKey("model_status", dict)  # {"id", "shutdown_date", "notice"}
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -100,7 +112,7 @@ async def token(request: web.Request) -> web.Response:
     body = await _json_body(request)
     wanted = body.get("session_id") if isinstance(body.get("session_id"), str) else None
     reconnect = body.get("reconnect") is True
-    if s.upstream == "openai":
+    if s.upstream == "openai" and s.openai_mode == "mint":
         if not s.openai_api_key:
             return json_error(503, "the server has no OPENAI_API_KEY", "upstream_not_configured")
         try:
@@ -116,15 +128,18 @@ async def token(request: web.Request) -> web.Response:
         _, issued = tokens.mint(wanted, reconnect)  # a session id of our own, for metrics
         tokens.remember(value, issued.session_id, float(expires_at))
         realtime_url = s.openai_base_url + OPENAI_CALLS_URL
-    else:
+    else:  # the local agent, or the relay: our own key, our own /v1/realtime/calls
         value, issued = tokens.mint(wanted, reconnect)
         expires_at = issued.expires_at
         realtime_url = str(request.url.origin()) + CALLS_PATH
     if reconnect:
         request.app[METRICS].prom.reconnects.inc()
-    return web.json_response({"value": value, "expires_at": int(expires_at), "realtime_url": realtime_url,
-                              "model": s.model, "ice_servers": s.ice_servers(issued.session_id),
-                              "session_id": issued.session_id})
+    reply = {"value": value, "expires_at": int(expires_at), "realtime_url": realtime_url,
+             "model": s.model, "ice_servers": s.ice_servers(issued.session_id), "session_id": issued.session_id}
+    notice = request.app[MODEL_STATUS].get("notice")
+    if notice:
+        reply["notice"] = notice
+    return web.json_response(reply)
 
 
 async def create_call(request: web.Request) -> web.Response:
@@ -142,6 +157,8 @@ async def create_call(request: web.Request) -> web.Response:
         return json_error(400, "the SDP offer is not UTF-8", "invalid_sdp")
     if not offer.startswith("v=0"):
         return json_error(400, "the body is not an SDP offer", "invalid_sdp")
+    if _relaying(request.app[SETTINGS]):
+        return await _relay_call(request, offer, issued.session_id)
     if faults.answer_delay_ms:
         await asyncio.sleep(faults.answer_delay_ms / 1000)
     try:
@@ -152,12 +169,52 @@ async def create_call(request: web.Request) -> web.Response:
                         headers={"Location": f"{CALLS_PATH}/{call_id}"})
 
 
+def _relaying(s: ServerSettings) -> bool:
+    return s.upstream == "openai" and s.openai_mode == "relay"
+
+
+async def _relay_call(request: web.Request, offer: str, session_id: str) -> web.Response:
+    """The unified interface: the offer goes to OpenAI with the server's key; media then flows
+    between the caller and OpenAI directly."""
+    s, tokens = request.app[SETTINGS], request.app[TOKENS]
+    started = time.monotonic()
+    try:
+        upstream_id, answer = await upstream.create_call(request.app[HTTP], s.openai_base_url, s.openai_api_key,
+                                                         offer, s.session_policy(), s.upstream_timeout_s)
+    except UpstreamError as exc:
+        headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+        return json_error(exc.status, str(exc), exc.code, headers)
+    request.app[METRICS].prom.calls.inc()
+    call_id = f"{upstream_id}.{tokens.call_tag(upstream_id, session_id)}"
+    log.info("call %s session %s from %s: relayed to the upstream, answered in %.0f ms", upstream_id,
+             session_id, request.remote or "?", (time.monotonic() - started) * 1000)
+    return web.Response(status=201, text=answer, content_type="application/sdp",
+                        headers={"Location": f"{CALLS_PATH}/{call_id}"})
+
+
+async def _relay_hangup(request: web.Request) -> web.Response:
+    s, tokens = request.app[SETTINGS], request.app[TOKENS]
+    upstream_id, _, tag = request.match_info["call_id"].rpartition(".")
+    session_id = tokens.session_of(_bearer(request))  # an expired key still ends its own call
+    if not upstream_id or session_id is None or not tokens.call_tag_ok(upstream_id, session_id, tag):
+        return json_error(401, "this key did not create that call", "invalid_api_key")
+    try:
+        await upstream.hangup_call(request.app[HTTP], s.openai_base_url, s.openai_api_key, upstream_id,
+                                   s.upstream_timeout_s)
+    except UpstreamError as exc:
+        return json_error(exc.status, str(exc), exc.code)
+    log.info("call %s session %s: hung up through the upstream", upstream_id, session_id)
+    return web.json_response({"id": request.match_info["call_id"], "status": "ended"})
+
+
 async def hangup(request: web.Request) -> web.Response:
+    if _relaying(request.app[SETTINGS]):
+        return await _relay_hangup(request)
     calls = request.app[CALLS]
     call = calls.calls.get(request.match_info["call_id"])
     if call is None:
         return json_error(404, "no such call", "call_not_found")
-    if _bearer(request) != call.key:
+    if not hmac.compare_digest((_bearer(request) or "").encode(), call.key.encode()):
         return json_error(401, "this key did not create that call", "invalid_api_key")
     call.hung_up = True
     await calls.end(call.id, reason="hangup")
@@ -228,18 +285,51 @@ async def faults_delete(request: web.Request) -> web.Response:
     return web.json_response({"faults": faults.to_dict()})
 
 
+async def _check_model(app: web.Application) -> None:
+    """The model's shutdown date, read once at start: a warning for the operator when near."""
+    s = app[SETTINGS]
+    shutdown = await upstream.model_shutdown_date(app[HTTP], s.openai_base_url, s.openai_api_key, s.model,
+                                                  timeout_s=min(5.0, s.upstream_timeout_s))
+    notice = upstream.shutdown_notice(s.model, shutdown, dt.date.today(), s.model_notice_days)
+    app[MODEL_STATUS].update(shutdown_date=shutdown.isoformat() if shutdown else None, notice=notice)
+    if notice:
+        log.warning("%s", notice)
+
+
+@web.middleware
+async def _health_model(request: web.Request, handler):
+    """/healthz (metrics/api.py) also tells the model and its shutdown notice."""
+    response = await handler(request)
+    if request.path != "/healthz" or not isinstance(response, web.Response) or response.content_type != \
+            "application/json":
+        return response
+    try:
+        body = json.loads(response.body)
+    except (TypeError, ValueError):
+        return response
+    status = request.app[MODEL_STATUS]
+    body["model"] = status["id"]
+    for key in ("shutdown_date", "notice"):
+        if status.get(key):
+            body[key] = status[key]
+    return web.json_response(body, status=response.status)
+
+
 def create_app(settings: ServerSettings | None = None) -> web.Application:
     s = settings or ServerSettings()
     secrets.register(s.openai_api_key)  # masked in every log line, should one ever carry it
     secrets.register(s.turn_secret)
-    app = web.Application(client_max_size=s.max_body_bytes, middlewares=[json_errors(ErrorLog(log))])
+    app = web.Application(client_max_size=s.max_body_bytes,
+                          middlewares=[json_errors(ErrorLog(log)), _health_model])
     app[SETTINGS] = s
     app[FAULTS] = Faults(agent_mode=s.agent_mode)
-    app[TOKENS] = TokenStore(s.token_ttl_s, s.metrics_token_grace_s)
+    secret = s.secret or load_or_create_secret(s.data_dir)
+    app[TOKENS] = TokenStore(s.token_ttl_s, s.metrics_token_grace_s, secret=secret, previous=s.secret_previous)
+    app[MODEL_STATUS] = {"id": s.model}
     prom = Prom()
     app[CALLS] = CallRegistry(app[FAULTS], s.model, s.voice, s.max_calls_per_client, s.idle_call_timeout_s,
                               on_call=prom.calls.inc, on_drop=prom.drops.inc, max_calls=s.max_calls,
-                              connect_timeout_s=s.connect_timeout_s)
+                              connect_timeout_s=s.connect_timeout_s, session_max_s=s.session_max_s)
     prom.active_calls.set_function(lambda: len(app[CALLS].calls))
     app[TOKEN_LIMITER] = SlidingWindowLimiter(s.tokens_per_min_per_client)
     storage = open_storage(s.database_url, s.data_dir / "metrics.db")
@@ -257,10 +347,14 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         app.router.add_get(FAULTS_PATH, faults_get)
         app.router.add_post(FAULTS_PATH, faults_post)
         app.router.add_delete(FAULTS_PATH, faults_delete)
+        if os.environ.get("SANDRA_TEST_PAGES"):
+            app.router.add_static("/_test", Path(os.environ["SANDRA_TEST_PAGES"]))
 
     async def startup(app: web.Application) -> None:
         app[HTTP] = aiohttp.ClientSession()
         app[CALLS].start_reaper()
+        if s.upstream == "openai" and s.openai_api_key:
+            await _check_model(app)
 
     async def cleanup(app: web.Application) -> None:
         await app[CALLS].close()

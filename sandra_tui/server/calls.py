@@ -32,6 +32,7 @@ class Call:
     started: float = field(default_factory=time.monotonic)
     media_faults: MediaFaults | None = None
     connected: bool = False
+    expiry: asyncio.Task | None = None  # --session-max-s
     ended: bool = False
     hung_up: bool = False
 
@@ -55,7 +56,7 @@ def docs_shaped(sdp: str) -> str:
 class CallRegistry:
     def __init__(self, faults: Faults, model: str, voice: str, max_per_client: int = 4,
                  idle_timeout_s: float = 15.0, on_call=None, on_drop=None, max_calls: int = 64,
-                 connect_timeout_s: float = 10.0) -> None:
+                 connect_timeout_s: float = 10.0, session_max_s: float | None = None) -> None:
         self.faults = faults
         self.model, self.voice = model, voice
         self.max_per_client = max_per_client
@@ -63,6 +64,7 @@ class CallRegistry:
         self._opening: dict[str, int] = {}  # calls being answered, per client (they count too)
         self.idle_timeout_s = idle_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.session_max_s = session_max_s
         self.calls: dict[str, Call] = {}
         self.on_call = on_call or (lambda: None)
         self.on_drop = on_drop or (lambda: None)
@@ -89,6 +91,8 @@ class CallRegistry:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         agent = LocalAgentCall(call_id, self.faults, self.model, self.voice)
         call = Call(call_id, key, client, pc, agent, session_id)
+        if self.session_max_s:
+            agent.on_session_started = lambda: self._start_expiry(call)
 
         @pc.on("datachannel")
         def _channel(channel) -> None:
@@ -132,11 +136,26 @@ class CallRegistry:
             sdp = docs_shaped(sdp)
         return call_id, sdp
 
+    def _start_expiry(self, call: Call) -> None:
+        if call.ended:
+            return
+        call.expiry = asyncio.create_task(self._expire(call), name=f"expiry-{call.id}")
+
+    async def _expire(self, call: Call) -> None:
+        """As OpenAI at 60 minutes: `error` session_expired, then the peer connection closes."""
+        await asyncio.sleep(self.session_max_s)
+        await call.agent.expire(self.session_max_s)
+        await self.end(call.id, reason="session_expired")
+
     async def end(self, call_id: str, reason: str = "hangup") -> bool:
         call = self.calls.pop(call_id, None)
         if call is None or call.ended:
             return False
         call.ended = True
+        if call.expiry is not None and call.expiry is not asyncio.current_task():
+            call.expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call.expiry
         if reason in ("failed", "closed", "caller_silent", "never_connected"):
             self.on_drop()
         await call.agent.close()

@@ -38,6 +38,8 @@ def settings_from_args(args: argparse.Namespace, env=None):
         s.token_ttl_s = args.token_ttl
     if getattr(args, "max_calls_per_client", None) is not None:
         s.max_calls_per_client = max(1, args.max_calls_per_client)
+    if getattr(args, "session_max_s", None) is not None:
+        s.session_max_s = args.session_max_s
     return s
 
 

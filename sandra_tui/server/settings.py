@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
+
+from sandra_tui.protocol.realtime import DEFAULT_MODEL
+
+INSTRUCTIONS = ("You are Sandra, a helpful voice assistant. Answer briefly and plainly; "
+                "say so when you do not know.")
 
 
 @dataclass
@@ -15,8 +21,17 @@ class ServerSettings:
     port: int = 8750
     upstream: str = "local"  # local | openai
     faults: bool = False
-    model: str = "gpt-realtime"
+    model: str = DEFAULT_MODEL
     voice: str = "marin"
+    # --upstream openai: relay the caller's SDP with our key (relay), or hand out OpenAI's keys (mint)
+    openai_mode: str = "relay"
+    instructions: str = INSTRUCTIONS
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    session_extra: dict = field(default_factory=dict)  # SANDRA_SESSION_FILE: tools etc., merged over the policy
+    secret: str | None = field(default=None, repr=False)  # signs our keys; shared by replicas
+    secret_previous: str | None = field(default=None, repr=False)  # still accepted during a rotation
+    session_max_s: float | None = None  # local agent: end each session after this long (OpenAI: 3600)
+    model_notice_days: int = 30  # warn this long before the model's shutdown_date
     token_ttl_s: int = 600
     metrics_token_grace_s: int = 86400  # a call's key may still post metrics this long after expiry
     max_calls_per_client: int = 4
@@ -45,6 +60,21 @@ class ServerSettings:
         s = cls(**overrides)
         s.openai_api_key = env.get("OPENAI_API_KEY") or None
         s.openai_base_url = env.get("SANDRA_OPENAI_BASE_URL", s.openai_base_url).rstrip("/")
+        s.openai_mode = env.get("SANDRA_OPENAI_MODE", s.openai_mode).strip().lower() or s.openai_mode
+        s.model = env.get("SANDRA_MODEL", "").strip() or s.model
+        s.voice = env.get("SANDRA_VOICE", "").strip() or s.voice
+        s.instructions = env.get("SANDRA_INSTRUCTIONS", "").strip() or s.instructions
+        s.transcription_model = env.get("SANDRA_TRANSCRIPTION_MODEL", "").strip() or s.transcription_model
+        if env.get("SANDRA_SESSION_FILE"):
+            try:
+                extra = json.loads(Path(env["SANDRA_SESSION_FILE"]).read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"SANDRA_SESSION_FILE: {exc}") from None
+            if not isinstance(extra, dict):
+                raise ValueError("SANDRA_SESSION_FILE must hold a JSON object (session fields)")
+            s.session_extra = extra
+        s.secret = env.get("SANDRA_SECRET") or None
+        s.secret_previous = env.get("SANDRA_SECRET_PREVIOUS") or None
         s.turn_secret = env.get("SANDRA_TURN_SECRET") or None
         urls = env.get("SANDRA_TURN_URLS") or env.get("SANDRA_TURN_URL") or ""
         s.turn_urls = [u.strip() for u in urls.split(",") if u.strip()]
@@ -81,9 +111,35 @@ class ServerSettings:
             out.append("the key TTL must be 10 to 7200 s (the Realtime API's bounds)")
         if self.agent_mode not in ("reply", "echo", "mirror"):
             out.append("the agent mode must be reply, echo or mirror")
+        if self.openai_mode not in ("relay", "mint"):
+            out.append("SANDRA_OPENAI_MODE must be relay or mint")
+        for name, value in (("SANDRA_SECRET", self.secret), ("SANDRA_SECRET_PREVIOUS", self.secret_previous)):
+            if value is not None and len(value) < 16:
+                out.append(f"{name} must be at least 16 characters")
+        if self.session_max_s is not None and not self.session_max_s > 0:
+            out.append("--session-max-s must be more than 0")
         if self.upstream == "openai" and not self.openai_api_key:
             out.append("--upstream openai needs OPENAI_API_KEY in the environment")
         return out
+
+    def session_policy(self) -> dict:
+        """The session config of a relayed call: server policy, whatever the caller asks."""
+        session = {
+            "type": "realtime",
+            "model": self.model,
+            "instructions": self.instructions,
+            "audio": {
+                "input": {
+                    "transcription": {"model": self.transcription_model},
+                    "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                                       "silence_duration_ms": 500, "create_response": True,
+                                       "interrupt_response": True},
+                },
+                "output": {"voice": self.voice},
+            },
+            "tools": [],
+        }
+        return _merge(session, self.session_extra)
 
     def ice_servers(self, user: str, now: float | None = None) -> list[dict]:
         """The `ice_servers` handed to a client: [] unless TURN/STUN URLs are configured."""
@@ -98,3 +154,12 @@ class ServerSettings:
         if stun:
             servers.append({"urls": stun})
         return servers
+
+
+def _merge(base: dict, patch: dict) -> dict:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base

@@ -214,7 +214,7 @@ def test_token_store_expiry_and_upstream_keys():
     store = TokenStore(ttl_s=60, grace_s=100, clock=lambda: now[0])
     value, issued = store.mint("my-session")
     assert value.startswith("ek_") and issued.session_id == "my-session"
-    assert store.check(value) is issued
+    assert store.check(value) == issued
     _, other = store.mint("bad session id with spaces")
     assert other.session_id.startswith("sess_")
     store.remember("ek_upstream", "sess_u", 2000)

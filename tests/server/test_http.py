@@ -46,7 +46,7 @@ async def test_token_shape(agent_server):
         assert t["value"].startswith("ek_") and t["session_id"] == "call-123"
         assert t["realtime_url"] == agent_server.url + "/v1/realtime/calls"
         assert t["ice_servers"] == []  # a loopback agent needs no STUN/TURN
-        assert isinstance(t["expires_at"], int) and t["model"] == "gpt-realtime"
+        assert isinstance(t["expires_at"], int) and t["model"] == "gpt-realtime-2.1"
         other = await token(http, agent_server.url)
         assert other["value"] != t["value"] and other["session_id"].startswith("sess_")
 
@@ -130,7 +130,7 @@ async def test_hangup(agent_server):
 async def test_local_client_secrets_mirror(agent_server):
     async with aiohttp.ClientSession() as http:
         body = {"expires_after": {"anchor": "created_at", "seconds": 60},
-                "session": {"type": "realtime", "model": "gpt-realtime"}}
+                "session": {"type": "realtime", "model": "gpt-realtime-2.1"}}
         async with http.post(agent_server.url + "/v1/realtime/client_secrets", json=body) as r:
             secret = await r.json()
             assert r.status == 200 and secret["value"].startswith("ek_") and secret["session"]["type"] == "realtime"

@@ -57,7 +57,8 @@ async def test_serve_starts_fast_serves_a_call_and_logs_one_line_per_call(tmp_pa
 
 async def test_serve_openai_upstream_keeps_the_key(tmp_path):
     fake = await FakeOpenAI().start()
-    proc = ServeProcess("--upstream", "openai", env={"OPENAI_API_KEY": KEY, "SANDRA_OPENAI_BASE_URL": fake.url})
+    proc = ServeProcess("--upstream", "openai", env={"OPENAI_API_KEY": KEY, "SANDRA_OPENAI_BASE_URL": fake.url,
+                                                     "SANDRA_OPENAI_MODE": "mint"})
     proc.args[proc.args.index("INFO")] = "DEBUG"  # even debug logging never shows the key
     try:
         await asyncio.to_thread(proc.start)

@@ -1,4 +1,4 @@
-"""`--upstream openai` against a local fake of OpenAI's HTTP API: the key-minting request shape,
+"""`--upstream openai` in mint mode (SANDRA_OPENAI_MODE=mint) against a local fake of OpenAI's HTTP API: the key-minting request shape,
 error mapping, and OPENAI_API_KEY never leaving the server (responses, logs, errors)."""
 
 import asyncio
@@ -79,8 +79,8 @@ async def test_openai_upstream_against_a_fake(tmp_path, caplog, fake_openai, mod
     if mode == "unreachable":
         runner, base = await serve_app(web.Application())
         await runner.cleanup()  # a port nobody listens on any more
-    server = await AgentServer(tmp_path, upstream="openai", openai_base_url=base, openai_api_key=KEY,
-                               upstream_timeout_s=0.5, token_ttl_s=300).start()
+    server = await AgentServer(tmp_path, upstream="openai", openai_mode="mint", openai_base_url=base,
+                               openai_api_key=KEY, upstream_timeout_s=0.5, token_ttl_s=300).start()
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(server.url + "/api/sandra/token", json={"session_id": "call-7"}) as r:
@@ -92,7 +92,7 @@ async def test_openai_upstream_against_a_fake(tmp_path, caplog, fake_openai, mod
         if status == 200:
             assert data["value"] == "ek_from_openai_123456"
             assert data["realtime_url"] == base + "/v1/realtime/calls"
-            assert data["session_id"] == "call-7" and data["model"] == "gpt-realtime"
+            assert data["session_id"] == "call-7" and data["model"] == "gpt-realtime-2.1"
             assert data["ice_servers"] == []
         else:
             assert data["error"]["code"] == code and set(data["error"]) == {"message", "type", "code"}
@@ -100,7 +100,7 @@ async def test_openai_upstream_against_a_fake(tmp_path, caplog, fake_openai, mod
             (sent,) = fake_openai.received
             assert sent["auth"] == f"Bearer {KEY}" and sent["ctype"] == "application/json"
             assert sent["body"] == {"expires_after": {"anchor": "created_at", "seconds": 300},
-                                    "session": {"type": "realtime", "model": "gpt-realtime",
+                                    "session": {"type": "realtime", "model": "gpt-realtime-2.1",
                                                 "audio": {"output": {"voice": "marin"}}}}
         assert KEY not in caplog.text
         if status != 200:
@@ -110,7 +110,7 @@ async def test_openai_upstream_against_a_fake(tmp_path, caplog, fake_openai, mod
 
 
 async def test_an_openai_key_does_not_open_local_calls(tmp_path, fake_openai):
-    server = await AgentServer(tmp_path, upstream="openai", openai_base_url=fake_openai.url,
+    server = await AgentServer(tmp_path, upstream="openai", openai_mode="mint", openai_base_url=fake_openai.url,
                                openai_api_key=KEY).start()
     try:
         async with aiohttp.ClientSession() as http:
