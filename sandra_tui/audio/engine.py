@@ -59,9 +59,11 @@ class AudioEngine:
             return False
         return self.talking if self.push_to_talk else True
 
-    def new_mic_track(self) -> MicTrack:
+    def new_mic_track(self, live=None) -> MicTrack:
+        """A track for one connection. `live()` False (a renewed session not switched to yet)
+        sends silence paced by the clock and leaves the microphone to the live track."""
         self._start_monitor()
-        return MicTrack(self.source, gate=self.sending, on_frame=self._on_mic)
+        return MicTrack(self.source, gate=self.sending, on_frame=self._on_mic, live=live)
 
     def set_trace(self, trace) -> None:
         self.trace = trace
@@ -76,12 +78,14 @@ class AudioEngine:
         self._maybe_levels()
 
     # -- downlink ----------------------------------------------------------------------------
-    def attach_receiver(self, receiver) -> None:
+    def attach_receiver(self, receiver, accept=None) -> None:
         """With a playout buffer (it orders, conceals and paces), packets are decoded as they
         arrive and skip aiortc's jitter buffer and decoder thread. Without one (files, text
         only), aiortc's path stays: its jitter buffer keeps a written file in order."""
         if self.playout is not None:
-            install_decoder(receiver, self._on_remote)  # the receiver holds it
+            on_samples = self._on_remote if accept is None else (
+                lambda samples, pts=None: self._on_remote(samples, pts) if accept() else None)
+            install_decoder(receiver, on_samples)  # the receiver holds it
 
     def attach_remote(self, track) -> RemoteDrain:
         """Drain the remote track (it carries nothing while the direct decoder works, except

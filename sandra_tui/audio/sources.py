@@ -72,14 +72,17 @@ class MicTrack(OpusTrack):
     the source behind it lives across attempts.
     """
 
-    def __init__(self, source: Source, gate=None, on_frame=None) -> None:
+    def __init__(self, source: Source, gate=None, on_frame=None, live=None) -> None:
         super().__init__()
         self._source = source
         self._gate = gate  # callable -> True when audio may go out (mute / push-to-talk)
+        self._live = live  # callable -> False while another track owns the microphone (renewal)
         self._on_frame = on_frame
         self._pacer = FramePacer()
 
     async def next_frame(self) -> tuple[np.ndarray, int]:
+        if self._live is not None and not self._live():
+            return np.zeros(FRAME_SAMPLES, dtype=np.int16), await self._pacer.next()
         wait_frame = getattr(self._source, "wait_frame", None)
         if wait_frame is not None and await wait_frame(DEVICE_TIMEOUT_S):
             pts = self._pacer.advance()

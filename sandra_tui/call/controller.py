@@ -1,29 +1,26 @@
-"""The call controller: owns the peer connection, the reconnect state machine and the
-conversation. The UI and `call --headless` observe its events and call its methods.
+"""The call controller: the facade the UI and `call --headless` use (commands in, events out).
 
-One supervisor task runs the call: connect, wait until the path dies, back off, connect again.
-Everything a connection attempt creates (peer connection, data channel, watchdog) is torn
-down before the next attempt, so nothing outlives a drop.
+It holds what lives for the whole call, across reconnects and renewals: the history, the
+outbox of typed messages, the audio engine, the embedded agent and the HTTP session. The
+Supervisor (call/supervisor.py) decides when to connect, back off and renew; each attempt is a
+Connection (call/connection.py) speaking the Realtime dialect through a RealtimeSession
+(call/session.py). Nothing of an attempt outlives it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import random
 import time
 import uuid
-import weakref
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from sandra_tui.audio.engine import AudioEngine
-from sandra_tui.audio.frames import peak_dbfs
-from sandra_tui.call import signaling
-from sandra_tui.call.backoff import Backoff, attempt_log_line
+from sandra_tui.call.backoff import Backoff
+from sandra_tui.call.connection import Connection, PathDead, open_peer_connections  # noqa: F401 - re-exported
 from sandra_tui.call.embedded import EmbeddedAgent, EmbeddedAgentError
 from sandra_tui.call.events import (
     AudioLevels,
@@ -37,42 +34,18 @@ from sandra_tui.call.events import (
     MuteChanged,
     Notice,
     PlayoutStats,
-    Quality,
-    ReconnectAttempt,
-    Reconnected,
-    Speech,
     StateChanged,
     Transcript,
 )
 from sandra_tui.call.history import ConversationHistory
-from sandra_tui.call.ice import IcePlanner, Plan, backend_is_loopback, gather_servers
-from sandra_tui.call.quality import loss_percent, mos, read_stats
-from sandra_tui.call.signaling import SignalingError, Token
+from sandra_tui.call.ice import IcePlanner, Plan
+from sandra_tui.call.policy import ReconnectPolicy
+from sandra_tui.call.session import RealtimeSession
+from sandra_tui.call.supervisor import Supervisor
 from sandra_tui.config.model import Config
-from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
 
 log = logging.getLogger("sandra_tui.call")
 latency_log = logging.getLogger("sandra_tui.latency")
-
-POLL_S = 0.25  # watchdog / stats poll
-DC_CLOSE_GRACE_S = 0.2
-QUALITY_EVERY = 4  # polls per quality event (1 s)
-REPLY_AUDIO_DBFS = -50.0  # a reply frame louder than this is "audio"
-RESEED_MESSAGES = 10  # history items replayed into a new session after a reconnect
-
-
-# Every peer connection a controller made, so tests and diagnostics can check none is left open.
-PEER_CONNECTIONS: weakref.WeakSet = weakref.WeakSet()
-
-
-def open_peer_connections() -> list[RTCPeerConnection]:
-    return [pc for pc in PEER_CONNECTIONS if pc.connectionState != "closed"]
-
-
-class _PathDead(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class CallController:
@@ -85,36 +58,21 @@ class CallController:
         h = config.history
         self.history = ConversationHistory(h.max_messages, h.max_memory_mb, h.trim_to)
         r = config.reconnect
-        import random
-
         self.backoff = Backoff(r.max_attempts, r.base_delay_ms, r.max_delay_ms, r.jitter,
                                random.Random(seed) if seed is not None else None)
         self.planner = IcePlanner(config.ice, probe)
         self.state = CallState.IDLE
         self.last_reason: str | None = None
         self.session_id = ""
-        self.plan: Plan | None = None
-        self._embedded: EmbeddedAgent | None = None
+        self.embedded: EmbeddedAgent | None = None
+        self.supervisor: Supervisor | None = None
+        self.supervisor_task: asyncio.Task | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._supervisor: asyncio.Task | None = None
+        self._backend: str | None = None
+        self._token = None
         self._closed = False
-        self._pc: RTCPeerConnection | None = None
-        self._dc = None
-        self._token: Token | None = None
-        self._call_url: str | None = None
-        self._dead: asyncio.Future | None = None
-        self._watchdog: asyncio.Task | None = None
-        self._connected_at: float | None = None
-        self._first_audio_pending = False
-        self._attempt_started = 0.0
-        self._speech_stopped_at: float | None = None
-        self._text_sent_at: float | None = None
-        self._reply_active = False
-        self._response_active = False  # between response.created and response.done
-        self._reply_item: str | None = None
-        self._reply_started_frames = 0
-        self._pending_sends: list[dict] = []
-        self._timers: list[asyncio.TimerHandle] = []
+        self._outbox: list[tuple[str, str]] = []  # typed messages (item id, text) not sent yet
+        self._notices_shown: set[str] = set()
         self.audio.output_listeners.append(self._on_output_frame)
         self.audio.level_listeners.append(self._on_levels)
         self.audio.device_listeners.append(lambda i, o, why: self._emit(DevicesChanged(i, o, why)))
@@ -122,18 +80,32 @@ class CallController:
             st["depth_ms"], st["target_ms"], st["underruns"], st["concealed"])))
         self.audio.notice_listeners.append(lambda message: self._emit(Notice(message)))
 
+    # -- what the UI reads --------------------------------------------------------------------
+    @property
+    def connection(self) -> Connection | None:
+        """The connection carrying the call now (None between attempts)."""
+        return self.supervisor.current if self.supervisor else None
+
+    @property
+    def plan(self) -> Plan | None:
+        conn = self.connection
+        return conn.plan if conn else None
+
     @property
     def backend_base(self) -> str | None:
         """The backend's base URL once known (the embedded agent's port is picked at start)."""
         if self.backend_url != "embedded":
             return self.backend_url
-        return self._embedded.url if self._embedded else None
+        return self.embedded.url if self.embedded else None
 
     @property
     def token_value(self) -> str | None:
         return self._token.value if self._token else None
 
-    # -- subscribing ----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.supervisor_task is not None and not self.supervisor_task.done()
+
     def subscribe(self, callback):
         """`callback(event)` for every event; returns an unsubscribe function."""
         return self.bus.subscribe(callback)
@@ -143,20 +115,23 @@ class CallController:
 
     def _set_state(self, state: CallState, **details) -> None:
         self.state = state
+        if state == CallState.FAILED:
+            self.last_reason = details.get("reason")
         self._emit(StateChanged(state, **details))
 
     # -- commands -------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._supervisor is not None and not self._supervisor.done()
-
     async def start(self) -> None:
         """Place the call (no-op while one is running)."""
-        if self.running:
+        if self.running or self._closed:
             return
         self.last_reason = None
         self.session_id = f"sess_{uuid.uuid4().hex[:24]}"  # one id for the whole call, across reconnects
-        self._supervisor = asyncio.create_task(self._supervise(), name="sandra-call")
+        self.supervisor = Supervisor(
+            open_connection=self._new_connection,
+            policy=ReconnectPolicy(self.backoff, self.config.reconnect.stable_after_s),
+            set_state=self._set_state, emit=self._emit, latency=self._latency, on_switch=self._on_switch,
+            renew_after_s=self.config.call.renew_after_s, renew_quiet_max_s=self.config.call.renew_quiet_max_s)
+        self.supervisor_task = asyncio.create_task(self._run(self.supervisor), name="sandra-call")
 
     async def retry(self) -> None:
         """After `failed`: start over with a fresh attempt counter."""
@@ -164,35 +139,44 @@ class CallController:
             await self.start()
 
     async def hangup(self) -> None:
-        task, self._supervisor = self._supervisor, None
+        task, supervisor = self.supervisor_task, self.supervisor
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._teardown(hangup=True)
+        if supervisor is not None:
+            await supervisor.close_all()  # already done by the task, unless it never started
         if self.state not in (CallState.IDLE, CallState.FAILED, CallState.ENDED):
             self._set_state(CallState.ENDED)
 
     async def close(self) -> None:
-        """Hang up and free everything (embedded agent, HTTP session, audio). A second call does
-        nothing (`sandra-tui` closes on quit, and again on the way out in case quit was skipped)."""
+        """Hang up and free everything (embedded agent, HTTP session, audio). Every step runs
+        even when an earlier one fails; a second call does nothing."""
         if self._closed:
             return
         self._closed = True
-        await self.hangup()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
-        if self._embedded is not None:
-            await self._embedded.stop()
-            self._embedded = None
-        await self.audio.close()
+        steps = [self.hangup, self._close_http, self._stop_embedded, self.audio.close]
+        for step in steps:
+            try:
+                await step()
+            except Exception:  # noqa: BLE001 - closing: the next step must still run
+                log.exception("closing the call: %s failed", getattr(step, "__name__", step))
+
+    async def _close_http(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
+
+    async def _stop_embedded(self) -> None:
+        agent, self.embedded = self.embedded, None
+        if agent is not None:
+            await agent.stop()
 
     async def wait(self) -> CallState:
         """Wait until the call is over (failed or hung up)."""
-        if self._supervisor is not None:
+        if self.supervisor_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+                await self.supervisor_task
         return self.state
 
     def set_muted(self, muted: bool) -> None:
@@ -212,29 +196,38 @@ class CallController:
         self.audio.talking = pressed
 
     async def send_text(self, text: str) -> None:
+        """Shown at once; sent when a call is up and Sandra is not answering (queued until then)."""
         text = text.strip()
         if not text:
             return
         item_id = f"item_{uuid.uuid4().hex[:20]}"
-        self.history.add("user", text, item_id=item_id)
-        self._emit(Transcript("user", text, True, item_id))
+        self.history.add("user", text, item_id=item_id, status="queued")
+        self._outbox.append((item_id, text))
+        self._emit(Transcript("user", text, True, item_id, status="queued"))
         self._emit_history()
-        self._text_sent_at = time.monotonic()
-        self._send({"type": "conversation.item.create",
-                    "item": {"id": item_id, "type": "message", "role": "user",
-                             "content": [{"type": "input_text", "text": text}]}})
-        self._send({"type": "response.create"})
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send the next typed message if the current session can take it now."""
+        conn = self.connection
+        session = conn.session if conn is not None and self.state == CallState.CONNECTED else None
+        if session is None or session.busy or not self._outbox:
+            return
+        item_id, text = self._outbox[0]
+        if session.send_user_text(item_id, text):
+            self._outbox.pop(0)
+            self.history.mark(item_id, "")
+            self._emit(Transcript("user", text, True, item_id, status="sent"))
 
     async def cancel_response(self) -> None:
         """Stop Sandra mid-reply (the operator's barge-in key); nothing to do when she is quiet."""
-        # The API wants response.cancel before output_audio_buffer.clear, and answers a cancel
-        # with no response in progress with an error.
-        if self._response_active:
-            self._send({"type": "response.cancel"})
-        self._barge_in()
+        conn = self.connection
+        if conn is not None and conn.session is not None:
+            conn.session.cancel_response()
 
     def clear_history(self) -> None:
         self.history.clear()
+        self._outbox.clear()
         self._emit_history()
 
     # -- audio devices ----------------------------------------------------------------------------
@@ -253,397 +246,76 @@ class CallController:
         if output_device is not None:
             self.config.audio.output_device = output_device
 
-    # -- supervisor -----------------------------------------------------------------------------
-    async def _supervise(self) -> None:
-        failures = 0
-        reason = None
-        retry_after = None
-        dropped_at: float | None = None
-        last_relay = False
+    # -- the call -------------------------------------------------------------------------------
+    async def _run(self, supervisor: Supervisor) -> None:
         try:
-            while True:
-                try:
-                    await self._connect(failures, reason, last_relay)
-                except SignalingError as exc:
-                    reason, retry_after = exc.reason, exc.retry_after_s
-                    self._emit(ErrorEvent(str(exc), exc.reason, fatal=not exc.retryable))
-                    if not exc.retryable:
-                        await self._teardown()
-                        self.last_reason = reason
-                        self._set_state(CallState.FAILED, reason=reason, retryable=exc.status not in (401, 403))
-                        return
-                except _PathDead as exc:
-                    reason, retry_after = exc.reason, None
-                except EmbeddedAgentError as exc:
-                    self._emit(ErrorEvent(str(exc), "embedded_agent", fatal=True))
-                    self.last_reason = "embedded_agent"
-                    self._set_state(CallState.FAILED, reason="embedded_agent")
-                    return
-                else:
-                    if failures:
-                        total = (time.monotonic() - dropped_at) * 1000 if dropped_at else 0.0
-                        log.warning("Reconnection successful!")
-                        self._emit(Reconnected(failures, round(total, 1)))
-                        self._latency("reconnect_total", total)
-                    self._set_state(CallState.CONNECTED)
-                    reason = await self._wait_dead()
-                    retry_after = None
-                    dropped_at = time.monotonic()
-                    if time.monotonic() - (self._connected_at or 0) >= self.config.reconnect.stable_after_s:
-                        failures = 0  # a stable call earns a fresh set of attempts
-                last_relay = bool(self.plan and self.plan.relay_only)
-                if dropped_at is None:
-                    dropped_at = time.monotonic()
-                await self._teardown()
-                self.planner.invalidate()
-                failures += 1
-                self.last_reason = reason
-                if failures > self.backoff.max_attempts:
-                    log.warning("Reconnection failed after %d attempts. Reason: %s", failures - 1, reason)
-                    self._set_state(CallState.FAILED, reason=reason)
-                    return
-                delay = self.backoff.delay_ms(failures)
-                if retry_after is not None:
-                    delay = max(delay, int(retry_after * 1000))
-                log.warning(attempt_log_line(failures, self.backoff.max_attempts, delay, reason))
-                self._emit(ReconnectAttempt(failures, self.backoff.max_attempts, delay, reason))
-                self._set_state(CallState.RECONNECTING, reason=reason, attempt=failures,
-                                max_attempts=self.backoff.max_attempts, delay_ms=delay)
-                await asyncio.sleep(delay / 1000)
+            try:
+                # The embedded agent starts outside every attempt's connect timeout, with a
+                # deadline of its own: a slow start must not spawn a second agent.
+                self._backend = await self._backend_url()
+                if self._http is None:
+                    self._http = aiohttp.ClientSession()
+            except EmbeddedAgentError as exc:
+                self._emit(ErrorEvent(str(exc), "embedded_agent", fatal=True))
+                self._set_state(CallState.FAILED, reason="embedded_agent")
+                return
+            await supervisor.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the call fails visibly, never silently
             log.exception("call supervisor crashed")
-            await self._teardown()
-            self.last_reason = "internal_error"
             self._emit(ErrorEvent(f"internal error: {exc}", "internal_error", fatal=True))
             self._set_state(CallState.FAILED, reason="internal_error")
+        finally:
+            self.last_reason = supervisor.last_reason if self.state == CallState.FAILED else self.last_reason
 
-    async def _wait_dead(self) -> str:
-        assert self._dead is not None
-        return await self._dead
-
-    def _mark_dead(self, reason: str, dead: asyncio.Future | None = None) -> None:
-        """Declare the current path dead (or only the attempt whose future is `dead`)."""
-        if dead is not None and dead is not self._dead:
-            return  # a late signal from an attempt already torn down
-        if self._dead is not None and not self._dead.done():
-            log.info("path dead: %s", reason)
-            self._dead.set_result(reason)
-
-    # -- one connection attempt -------------------------------------------------------------
-    async def _connect(self, attempt: int, last_reason: str | None, last_relay: bool) -> None:
-        self._attempt_started = time.monotonic()
-        self._dead = asyncio.get_running_loop().create_future()
-        timeout = self.config.backend.connect_timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                await self._connect_steps(attempt, last_reason, last_relay)
-        except TimeoutError:
-            raise _PathDead("connect_timeout") from None
-
-    async def _backend(self) -> str:
+    async def _backend_url(self) -> str:
         if self.backend_url != "embedded":
             return self.backend_url
-        if self._embedded is None:
-            self._embedded = EmbeddedAgent()
-        return await self._embedded.start()
+        if self.embedded is None:
+            self.embedded = EmbeddedAgent()
+        return await self.embedded.start()
 
-    async def _connect_steps(self, attempt: int, last_reason: str | None, last_relay: bool) -> None:
-        cfg = self.config
-        self._set_state(CallState.ACQUIRING_TOKEN)
-        backend = await self._backend()
-        if self._http is None:
-            self._http = aiohttp.ClientSession()
-        started = time.monotonic()
-        self._token = token = await signaling.fetch_token(
-            self._http, backend, cfg.backend.token_path, cfg.backend.request_timeout_s,
-            {"session_id": self.session_id, "reconnect": attempt > 0})
-        if token.session_id and token.session_id != self.session_id:
-            self.session_id = token.session_id  # the backend decides when it names sessions itself
-        self._latency("token_acquisition", (time.monotonic() - started) * 1000)
-
-        self._set_state(CallState.CONNECTING)
-        loopback = backend_is_loopback(backend) and backend_is_loopback(token.realtime_url)
-        if loopback:
-            pin_host_candidates_to_loopback()
-        servers = gather_servers(cfg.ice, token.ice_servers, loopback)
-        self.plan = plan = await self.planner.plan(servers, attempt, last_reason, last_relay)
-        log.info("ICE servers for this attempt: %s", plan.describe())
-        rtc = RTCConfiguration(
-            iceServers=plan.to_rtc(),
-            iceTransportPolicy=RTCIceTransportPolicy.RELAY if plan.relay_only else RTCIceTransportPolicy.ALL,
-        )
-        self._pc = pc = RTCPeerConnection(rtc)
-        PEER_CONNECTIONS.add(pc)
-        dead = self._dead
-        connected = asyncio.get_running_loop().create_future()
-
-        @pc.on("connectionstatechange")
-        def _on_state() -> None:
-            state = pc.connectionState
-            if state == "connected" and not connected.done():
-                connected.set_result(True)
-            elif state in ("failed", "closed"):
-                reason = "ice_failed" if pc.iceConnectionState == "failed" else f"pc_{state}"
-                if not connected.done():
-                    connected.set_exception(_PathDead(reason))
-                self._mark_dead(reason, dead)
-
-        @pc.on("track")
-        def _on_track(track) -> None:
-            if track.kind == "audio":
-                self._first_audio_pending = True
-                self.audio.attach_remote(track)
-
-        dc = self._dc = pc.createDataChannel("oai-events")
-        dc_open = asyncio.get_running_loop().create_future()
-        dc.on("open", lambda: dc_open.done() or dc_open.set_result(True))
-        # A closing peer connection closes its channel first: wait a moment so the reason names
-        # the cause (pc_closed) rather than the symptom.
-        dc.on("close", lambda: self._timers.append(asyncio.get_running_loop().call_later(
-            DC_CLOSE_GRACE_S, self._mark_dead, "datachannel_closed", dead)))
-        dc.on("message", self._on_message)
-        transceiver = pc.addTransceiver(self.audio.new_mic_track(), direction="sendrecv")
-        self.audio.attach_receiver(transceiver.receiver)  # with a playout buffer, decode on arrival
-
-        await pc.setLocalDescription(await pc.createOffer())
-        started = time.monotonic()
-        answer, self._call_url = await signaling.exchange_sdp(self._http, token, pc.localDescription.sdp,
-                                                             cfg.backend.request_timeout_s)
-        self._latency("sdp_exchange", (time.monotonic() - started) * 1000)
-        answer = signaling.normalize_answer(answer)
-        started = time.monotonic()
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        except (ValueError, Exception) as exc:  # aiortc raises ValueError/KeyError on bad SDP
-            raise SignalingError("signaling_error", f"sdp: the answer was rejected: {exc}") from None
-        if not signaling.has_end_of_candidates(answer):
-            await pc.addIceCandidate(None)
-        await connected
-        await dc_open
-        self._connected_at = time.monotonic()
-        self._latency("ice_connect", (self._connected_at - started) * 1000)
-        self._send_session_update()
+    def _new_connection(self, attempt: int, last_reason: str | None, last_relay: bool,
+                        renewal: bool) -> Connection:
         if attempt:
-            self._reseed()
-        self._flush_pending()
-        self._watchdog = asyncio.create_task(self._watch(pc), name="sandra-watchdog")
+            self.planner.invalidate()  # a failed path: probe the servers afresh
+        return Connection(
+            config=self.config, http=self._http, backend=self._backend, planner=self.planner, audio=self.audio,
+            emit=self._emit, latency=self._latency, make_session=self._make_session,
+            session_id=self.session_id, attempt=attempt, last_reason=last_reason, last_relay=last_relay,
+            active=not renewal, on_step=None if renewal else self._set_state, on_token=self._on_token)
 
-    async def _teardown(self, hangup: bool = False) -> None:
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
-        await self.audio.detach()
-        pc, self._pc, self._dc = self._pc, None, None
-        if hangup and self._http is not None and self._token is not None:
-            await signaling.hang_up(self._http, self._token, self._call_url)
-        self._call_url = None
-        if pc is not None:
-            with contextlib.suppress(Exception):
-                await pc.close()
-        self._reply_active = False
-        self._response_active = False
-        if self._dead is not None and not self._dead.done():
-            self._dead.cancel()
-        self._dead = None
+    def _make_session(self, send_raw, on_expired) -> RealtimeSession:
+        return RealtimeSession(send_raw, emit=self._emit, history=self.history, audio=self.audio,
+                               latency=self._latency, on_idle=self._pump, on_expired=on_expired)
 
-    # -- watchdog and stats -----------------------------------------------------------------
-    async def _watch(self, pc: RTCPeerConnection) -> None:
-        """Declare the path dead after `watchdog_ms` without inbound RTP (aiortc's own consent
-        check takes ~30 s and ends in "closed"); publish quality once a second."""
-        # Declared dead within watchdog_ms of the last packet, poll granularity included.
-        limit = max(POLL_S, self.config.reconnect.watchdog_ms / 1000 - 2 * POLL_S)
-        last_count, last_rx, polls = -1, time.monotonic(), 0
-        seen = False
-        while True:
-            await asyncio.sleep(POLL_S)
-            try:
-                snap = read_stats(await pc.getStats())
-            except Exception:  # noqa: BLE001 - a closing PC can fail getStats
-                return
-            now = time.monotonic()
-            if snap.packets_received != last_count:
-                seen = seen or snap.packets_received > 0
-                last_count, last_rx = snap.packets_received, now
-            idle = now - last_rx
-            if (seen and idle >= limit) or (not seen and idle >= max(limit, self.config.backend.connect_timeout_s)):
-                self._mark_dead("media_timeout")
-                return
-            polls += 1
-            if polls % QUALITY_EVERY == 0:
-                loss = loss_percent(snap.packets_lost, snap.packets_received)
-                one_way = (snap.rtt_ms or 0.0) / 2
-                self._emit(Quality(
-                    rtt_ms=None if snap.rtt_ms is None else round(snap.rtt_ms, 1),
-                    jitter_ms=None if snap.jitter_ms is None else round(snap.jitter_ms, 1),
-                    packets_lost=snap.packets_lost, packets_received=snap.packets_received,
-                    loss_pct=round(loss, 2), mos=mos(one_way, snap.jitter_ms or 0.0, loss)))
+    def _on_token(self, token) -> None:
+        self._token = token
+        if token.session_id:
+            self.session_id = token.session_id
+        if token.notice and token.notice not in self._notices_shown:
+            self._notices_shown.add(token.notice)  # once per run, not on every reconnect
+            self._emit(Notice(token.notice))
 
-    # -- data channel ----------------------------------------------------------------------------
-    def _send(self, event: dict) -> None:
-        """Send a client event now, or when the channel next opens (reconnecting)."""
-        event.setdefault("event_id", f"evt_{uuid.uuid4().hex[:20]}")
-        dc = self._dc
-        if dc is not None and dc.readyState == "open" and self.state == CallState.CONNECTED:
-            try:
-                dc.send(json.dumps(event))
-                return
-            except Exception:  # noqa: BLE001 - a channel closing under us: queue it
-                pass
-        if event["type"] in ("conversation.item.create", "response.create"):
-            self._pending_sends.append(event)
+    def _on_switch(self, old: Connection | None, new: Connection) -> None:
+        """`new` carries the call from now on: re-seed it (after a drop or for a renewal) and
+        move the audio over."""
+        if old is not None or new.attempt:
+            skip = {item_id for item_id, _ in self._outbox}
+            sent = new.session.reseed(self.history.messages(), skip_ids=skip)
+            log.info("re-seeded the new session with %d items", sent)
+        if old is not None:
+            old.deactivate()
+            new.activate()
+        self.supervisor.current = new
+        self._pump()
 
-    def _flush_pending(self) -> None:
-        pending, self._pending_sends = self._pending_sends, []
-        for event in pending:
-            self._dc.send(json.dumps(event))
-
-    def _send_session_update(self) -> None:
-        s = self.config.session
-        session = {
-            "type": "realtime",
-            "audio": {
-                "input": {
-                    "turn_detection": {
-                        "type": "server_vad", "threshold": s.vad_threshold,
-                        "prefix_padding_ms": s.vad_prefix_padding_ms,
-                        "silence_duration_ms": s.vad_silence_duration_ms,
-                        "create_response": True, "interrupt_response": True,
-                    },
-                    "transcription": {"model": "whisper-1"},
-                },
-                "output": {"voice": s.voice},
-            },
-        }
-        if s.instructions:
-            session["instructions"] = s.instructions
-        self._dc.send(json.dumps({"type": "session.update", "session": session}))
-
-    def _reseed(self) -> None:
-        """Give the new session the recent conversation so Sandra keeps context."""
-        queued = {e.get("item", {}).get("id") for e in self._pending_sends}
-        for message in self.history.recent(RESEED_MESSAGES):
-            if not message.content or message.role not in ("user", "assistant") or message.item_id in queued:
-                continue
-            kind = "input_text" if message.role == "user" else "output_text"
-            self._dc.send(json.dumps({
-                "type": "conversation.item.create",
-                "item": {"type": "message", "role": message.role,
-                         "content": [{"type": kind, "text": message.content}]},
-            }))
-
-    def _on_message(self, raw) -> None:
-        try:
-            event = json.loads(raw)
-            kind = event["type"]
-        except (ValueError, TypeError, KeyError):
-            log.warning("ignoring a malformed event from the server")
-            return
-        handler = getattr(self, "_on_" + kind.replace(".", "_"), None)
-        if handler is not None:
-            try:
-                handler(event)
-            except (KeyError, TypeError, AttributeError):
-                log.warning("ignoring a malformed %s event", kind)
-
-    def _on_input_audio_buffer_speech_started(self, event: dict) -> None:
-        self._emit(Speech("user_started"))
-        if self._reply_active:
-            self._barge_in()
-
-    def _on_input_audio_buffer_speech_stopped(self, event: dict) -> None:
-        self._speech_stopped_at = time.monotonic()
-        self._emit(Speech("user_stopped"))
-
-    def _on_conversation_item_input_audio_transcription_delta(self, event: dict) -> None:
-        delta = event.get("delta") or ""
-        if delta:
-            self.history.append_delta("user", event["item_id"], delta)
-            self._emit(Transcript("user", delta, False, event["item_id"]))
-
-    def _on_conversation_item_input_audio_transcription_completed(self, event: dict) -> None:
-        text = event["transcript"]
-        self.history.finish("user", event["item_id"], text)
-        self._emit(Transcript("user", text, True, event["item_id"]))
-        self._emit_history()
-
-    def _on_response_output_audio_transcript_delta(self, event: dict) -> None:
-        self._reply_item = event["item_id"]
-        self.history.append_delta("assistant", event["item_id"], event["delta"])
-        self._emit(Transcript("assistant", event["delta"], False, event["item_id"]))
-
-    def _on_response_output_audio_transcript_done(self, event: dict) -> None:
-        self.history.finish("assistant", event["item_id"], event["transcript"])
-        self._emit(Transcript("assistant", event["transcript"], True, event["item_id"]))
-        self._emit_history()
-
-    _on_response_output_text_delta = _on_response_output_audio_transcript_delta
-
-    def _on_response_output_text_done(self, event: dict) -> None:
-        self.history.finish("assistant", event["item_id"], event["text"])
-        self._emit(Transcript("assistant", event["text"], True, event["item_id"]))
-        self._emit_history()
-
-    def _on_output_audio_buffer_started(self, event: dict) -> None:
-        self._reply_active = True
-        self._reply_started_frames = self.audio.frames_played
-        self._emit(Speech("reply_started"))
-
-    def _on_output_audio_buffer_stopped(self, event: dict) -> None:
-        self._reply_active = False
-        self._emit(Speech("reply_stopped"))
-
-    _on_output_audio_buffer_cleared = _on_output_audio_buffer_stopped
-
-    def _on_response_created(self, event: dict) -> None:
-        self._response_active = True
-
-    def _on_response_done(self, event: dict) -> None:
-        self._response_active = False
-        if event["response"].get("status") == "cancelled":
-            self._emit(Speech("reply_cancelled"))
-
-    def _on_error(self, event: dict) -> None:
-        error = event.get("error") or {}
-        self._emit(ErrorEvent(f"Sandra: {error.get('message', 'unknown error')}", str(error.get("code") or "")))
-
-    def _barge_in(self) -> None:
-        """Stop local playout at once and tell the server how much of the reply was heard."""
-        if not self._reply_active:
-            return
-        self.audio.flush_playout()
-        heard_ms = (self.audio.frames_played - self._reply_started_frames) * 20
-        self._send({"type": "output_audio_buffer.clear"})
-        if self._reply_item:
-            self._send({"type": "conversation.item.truncate", "item_id": self._reply_item,
-                        "content_index": 0, "audio_end_ms": max(0, heard_ms)})
-        self._reply_active = False
-        self._emit(Speech("reply_cancelled"))
-
-    # -- audio observations ---------------------------------------------------------------------
+    # -- observations -------------------------------------------------------------------------
     def _on_output_frame(self, samples) -> None:
-        now = time.monotonic()
-        if self._first_audio_pending and self._connected_at is not None:
-            self._first_audio_pending = False
-            self._latency("time_to_first_audio", (now - self._connected_at) * 1000)
-        # The level is only needed while a reply is awaited: not for every frame of a call.
-        if self._speech_stopped_at is None and self._text_sent_at is None:
-            return
-        if peak_dbfs(samples) < REPLY_AUDIO_DBFS:
-            return
-        if self._speech_stopped_at is not None:
-            self._latency("response_latency", (now - self._speech_stopped_at) * 1000)
-            self._speech_stopped_at = None
-            self._text_sent_at = None
-        elif self._text_sent_at is not None:
-            self._latency("text_response_latency", (now - self._text_sent_at) * 1000)
-            self._text_sent_at = None
+        conn = self.connection
+        if conn is not None:
+            conn.on_output_frame(samples, time.monotonic())
 
     def _on_levels(self, in_rms: float, out_rms: float, in_peak: float, out_peak: float) -> None:
         self._emit(AudioLevels(round(in_rms, 1), round(out_rms, 1), round(in_peak, 1), round(out_peak, 1)))
@@ -658,3 +330,6 @@ class CallController:
 
     def notice(self, message: str) -> None:
         self._emit(Notice(message))
+
+
+__all__ = ["CallController", "PathDead", "open_peer_connections"]

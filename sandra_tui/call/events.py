@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import ClassVar
+
+log = logging.getLogger(__name__)
 
 
 class CallState(str, Enum):
@@ -65,6 +68,24 @@ class Transcript(Event):
     text: str
     final: bool
     item_id: str = ""
+    status: str = ""  # a typed message: "queued" (waits for a call or for Sandra's reply), then "sent"
+
+
+@dataclass(frozen=True)
+class SessionRenewed(Event):
+    """The session was replaced before the server's time cap (make-before-break): no gap."""
+
+    kind: ClassVar[str] = "session_renewed"
+    switch_ms: float  # from starting the new connection to hanging up the old one
+    count: int  # renewals in this call so far
+
+
+@dataclass(frozen=True)
+class RateLimits(Event):
+    """`rate_limits.updated`: (name, remaining, limit, reset_seconds) per limit."""
+
+    kind: ClassVar[str] = "rate_limits"
+    limits: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -159,7 +180,7 @@ class PlayoutStats(Event):
 
 ALL_EVENTS = (StateChanged, ReconnectAttempt, Reconnected, Transcript, LatencySample, Quality,
               HistoryChanged, Speech, AudioLevels, Notice, ErrorEvent, MuteChanged, DevicesChanged,
-              PlayoutStats)
+              PlayoutStats, SessionRenewed, RateLimits)
 
 
 @dataclass
@@ -174,4 +195,7 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         for callback in list(self._subscribers):
-            callback(event)
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001 - one broken subscriber must not starve the others
+                log.exception("event subscriber %r failed on %s", callback, event.kind)

@@ -21,6 +21,7 @@ class Message:
     item_id: str = ""
     ts: float = field(default_factory=time.time)
     final: bool = True
+    status: str = ""  # "queued" (a typed message not sent yet), "interrupted" (a reply cut short)
 
     def nbytes(self) -> int:
         return (
@@ -43,8 +44,8 @@ class ConversationHistory:
         self.revision = 0  # bumps on every change, so views can tell they are stale
 
     # -- the guide's API ---------------------------------------------------------------------
-    def add(self, role: str, content: str, *, item_id: str = "", final: bool = True) -> Message:
-        message = Message(role, content, item_id, final=final)
+    def add(self, role: str, content: str, *, item_id: str = "", final: bool = True, status: str = "") -> Message:
+        message = Message(role, content, item_id, final=final, status=status)
         self._messages.append(message)
         self._bytes += message.nbytes()
         self._enforce()
@@ -80,6 +81,16 @@ class ConversationHistory:
         if message is None:
             return self.add(role, content, item_id=item_id, final=True)
         return self._replace(message, content, final=True)
+
+    def mark(self, item_id: str, status: str) -> Message | None:
+        """Set the status of `item_id` ("" when it is simply done); an interrupted reply is final."""
+        message = self.find(item_id)
+        if message is not None:
+            message.status = status
+            if status == "interrupted":
+                message.final = True
+            self.revision += 1
+        return message
 
     def _replace(self, message: Message, content: str, *, final: bool) -> Message:
         self._bytes -= message.nbytes()

@@ -11,8 +11,10 @@ from urllib.parse import urljoin
 import aiohttp
 
 from sandra_tui import secrets
+from sandra_tui.config.model import OPENAI_CALLS_URL
 
 MAX_SDP_BYTES = 64 * 1024
+TRANSIENT_4XX = (408, 409, 425)  # timeout, conflict (a call slot still held), too early
 
 
 class SignalingError(Exception):
@@ -35,6 +37,7 @@ class Token:
     model: str = ""
     ice_servers: list[dict] = field(default_factory=list, repr=False)
     session_id: str = ""
+    notice: str = ""  # something the backend wants the operator to know (a model near its shutdown)
 
 
 def _retry_after(headers) -> float | None:
@@ -64,7 +67,13 @@ async def _error_from(response: aiohttp.ClientResponse, step: str) -> SignalingE
     if status >= 500:
         return SignalingError("server_error", f"{step}: server error ({status}): {detail}", status=status,
                               retry_after_s=_retry_after(response.headers))
-    return SignalingError("signaling_error", f"{step}: unexpected HTTP {status}: {detail}", status=status)
+    if status in TRANSIENT_4XX:
+        return SignalingError("signaling_error", f"{step}: HTTP {status}: {detail}", status=status,
+                              retry_after_s=_retry_after(response.headers))
+    # 400, 404, 405, 413, 422...: the same request will fail the same way; retrying only delays
+    # the operator's answer.
+    return SignalingError("signaling_error", f"{step}: the backend refused the request (HTTP {status}): {detail}",
+                          status=status, retryable=False)
 
 
 @contextlib.asynccontextmanager
@@ -78,32 +87,52 @@ async def _http_errors(step: str, target: str, timeout_s: float):
         raise SignalingError("backend_unreachable", f"{step}: cannot reach {target}: {exc}") from None
 
 
-async def fetch_token(http: aiohttp.ClientSession, backend_url: str, token_path: str,
-                      timeout_s: float, body: dict | None = None) -> Token:
+def parse_token(data, token_url: str, backend_cfg) -> Token:
+    """A token reply in any of the shapes a backend may give: OpenAI's client_secrets body as is
+    (`value`, `expires_at`, `session`), the older `{"client_secret": {"value", "expires_at"}}`,
+    or ours (`realtime_url`, `model`, `ice_servers`, `session_id`, `notice`). Raises
+    SignalingError (permanent) for anything else."""
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    secret = data.get("client_secret") if isinstance(data.get("client_secret"), dict) else data
+    value = secret["value"]
+    if not isinstance(value, str) or not value:
+        raise ValueError("no key")
+    session = data.get("session") if isinstance(data.get("session"), dict) else {}
+    realtime_url = data.get("realtime_url") or backend_cfg.realtime_url or OPENAI_CALLS_URL
+    if not isinstance(realtime_url, str):
+        raise ValueError("bad realtime_url")
+    ice = data.get("ice_servers") or []
+    if not isinstance(ice, list):
+        raise ValueError("bad ice_servers")
+    return Token(
+        value=value,
+        expires_at=float(secret.get("expires_at") or time.time() + 60),
+        realtime_url=urljoin(token_url, realtime_url),
+        model=str(session.get("model") or data.get("model") or backend_cfg.model),
+        ice_servers=[s for s in ice if isinstance(s, dict)],
+        session_id=str(data.get("session_id") or ""),
+        notice=str(data.get("notice") or ""),
+    )
+
+
+async def fetch_token(http: aiohttp.ClientSession, backend_url: str, backend_cfg, body: dict | None = None) -> Token:
     """POST the backend's token endpoint. `body` may carry the call's session id and whether this
     is a reconnection, so the backend can bind the key to the session and count reconnects."""
-    url = urljoin(backend_url + "/", token_path.lstrip("/"))
+    url = urljoin(backend_url + "/", backend_cfg.token_path.lstrip("/"))
+    timeout_s = backend_cfg.request_timeout_s
     async with _http_errors("token", backend_url, timeout_s):
         async with http.post(url, json=body or {}, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
             if response.status not in (200, 201):
                 raise await _error_from(response, "token")
             try:
-                data = await response.json(content_type=None)
-                value = data["value"]
-                token = Token(
-                    value=value,
-                    expires_at=float(data.get("expires_at") or time.time() + 60),
-                    realtime_url=urljoin(url, data["realtime_url"]),
-                    model=str(data.get("model", "")),
-                    ice_servers=list(data.get("ice_servers") or []),
-                    session_id=str(data.get("session_id", "")),
-                )
+                token = parse_token(await response.json(content_type=None), url, backend_cfg)
             except (ValueError, KeyError, TypeError, AttributeError):
-                raise SignalingError("signaling_error", "token: the backend answered with malformed JSON") from None
+                raise SignalingError("signaling_error", "token: the backend answered with malformed JSON",
+                                     retryable=False) from None
     secrets.register(token.value)
     for server in token.ice_servers:
-        if isinstance(server, dict):
-            secrets.register(server.get("credential"))
+        secrets.register(server.get("credential"))
     return token
 
 
@@ -119,10 +148,10 @@ async def exchange_sdp(http: aiohttp.ClientSession, token: Token, offer_sdp: str
             body = await response.content.read(MAX_SDP_BYTES + 1)
             location = response.headers.get("Location")
     if len(body) > MAX_SDP_BYTES:
-        raise SignalingError("signaling_error", "sdp: the answer is larger than 64 KiB")
+        raise SignalingError("signaling_error", "sdp: the answer is larger than 64 KiB", retryable=False)
     answer = body.decode("utf-8", errors="replace")
     if not answer.startswith("v=0"):
-        raise SignalingError("signaling_error", "sdp: the answer is not SDP")
+        raise SignalingError("signaling_error", "sdp: the answer is not SDP", retryable=False)
     call_url = urljoin(token.realtime_url, location) if location else None
     return answer, call_url
 

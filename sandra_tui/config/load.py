@@ -177,7 +177,21 @@ def load_config(path: str | os.PathLike | None = None, *, quarantine: bool = Tru
     loaded = LoadedConfig(config, target, exists, warnings=warnings, quarantined=moved)
     loaded.sources["ice.turn"] = "config" if config.ice.turn else "none"
     _apply_turn_env(loaded, env)
+    _apply_backend_env(loaded, env)
     return loaded
+
+
+def _apply_backend_env(loaded: LoadedConfig, env) -> None:
+    """SANDRA_REALTIME_URL overrides `[backend] realtime_url`."""
+    value = env.get("SANDRA_REALTIME_URL", "").strip()
+    if not value:
+        return
+    try:
+        loaded.config.backend.realtime_url = value
+        loaded.sources["backend.realtime_url"] = "environment (SANDRA_REALTIME_URL)"
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        problem = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+        loaded.warnings.append(f"ignoring SANDRA_REALTIME_URL: {problem}")
 
 
 def _apply_turn_env(loaded: LoadedConfig, env) -> None:

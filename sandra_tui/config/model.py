@@ -53,9 +53,29 @@ def _backend_url(value: str) -> str:
     return value.rstrip("/")
 
 
+OPENAI_CALLS_URL = "https://api.openai.com/v1/realtime/calls"
+DEFAULT_MODEL = "gpt-realtime-2.1"  # gpt-realtime shuts down on 2027-01-20 (OpenAI's deprecations page)
+
+
+def _optional_url(value: str) -> str:
+    value = value.strip()
+    return _backend_url(value) if value else ""
+
+
+def _token_path(value: str) -> str:
+    value = value.strip()
+    if not value.startswith("/") or any(c in value for c in " ?#"):
+        raise ValueError(f"{value!r} must be a path such as /api/sandra/token")
+    return value
+
+
 class BackendConfig(_Section):
     url: Annotated[str, AfterValidator(_backend_url)] = "embedded"
-    token_path: str = "/api/sandra/token"
+    token_path: Annotated[str, AfterValidator(_token_path)] = "/api/sandra/token"
+    # Where the SDP offer goes when the token reply names no `realtime_url` (OpenAI's own
+    # client_secrets body names none); "" = OpenAI's calls endpoint. Env: SANDRA_REALTIME_URL.
+    realtime_url: Annotated[str, AfterValidator(_optional_url)] = ""
+    model: str = DEFAULT_MODEL  # when the token reply does not say (its session.model wins)
     connect_timeout_s: float = Field(10.0, gt=0, le=120)
     request_timeout_s: float = Field(10.0, gt=0, le=120)
 
@@ -136,6 +156,13 @@ class SessionConfig(_Section):
     vad_silence_duration_ms: int = Field(500, ge=0, le=10000)
 
 
+class CallConfig(_Section):
+    # OpenAI ends every Realtime session at 60 minutes: renew (make-before-break) before that.
+    # 0 = never renew.
+    renew_after_s: float = Field(3300, ge=0, le=86400)
+    renew_quiet_max_s: float = Field(20, ge=0, le=600)  # wait this long for a quiet moment to switch
+
+
 class HistoryConfig(_Section):
     max_messages: int = Field(50, ge=1, le=100_000)
     max_memory_mb: float = Field(100.0, gt=0, le=100_000)
@@ -181,6 +208,7 @@ class Config(_Section):
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
+    call: CallConfig = Field(default_factory=CallConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)

@@ -267,14 +267,15 @@ async def test_garbage_from_the_server(leak_check, kind):
 
 async def test_event_burst_keeps_history_capped():
     controller = CallController(make_config("http://127.0.0.1:9"))
+    session = controller._make_session(lambda raw: None, lambda reason: None)
     for i in range(3000):
         item = f"item_{i}"
-        controller._on_message(json.dumps({"type": "response.output_audio_transcript.delta", "item_id": item,
-                                           "delta": "word ", "response_id": "r"}))
-        controller._on_message(json.dumps({"type": "response.output_audio_transcript.done", "item_id": item,
-                                           "transcript": f"reply {i}", "response_id": "r"}))
-        controller._on_message("{broken")
-        controller._on_message(json.dumps({"type": "response.output_audio_transcript.delta"}))
+        session.handle(json.dumps({"type": "response.output_audio_transcript.delta", "item_id": item,
+                                   "delta": "word ", "response_id": "r"}))
+        session.handle(json.dumps({"type": "response.output_audio_transcript.done", "item_id": item,
+                                   "transcript": f"reply {i}", "response_id": "r"}))
+        session.handle("{broken")
+        session.handle(json.dumps({"type": "response.output_audio_transcript.delta"}))
     assert len(controller.history) == 50
     assert controller.history.messages()[-1].content == "reply 2999"
     await controller.close()
@@ -323,10 +324,10 @@ async def test_relay_only_fallback_through_coturn(agent_server, coturn, leak_che
     await rec.wait_state(CallState.CONNECTED)
     assert not controller.plan.relay_only
     n = len(rec.events)
-    controller._mark_dead("ice_failed")  # as if ICE had failed on host candidates
+    controller.connection.mark_dead("ice_failed")  # as if ICE had failed on host candidates
     await rec.wait_state(CallState.CONNECTED, after=n, timeout=10)
     assert controller.plan.relay_only
-    gatherer = controller._pc.getTransceivers()[0].sender.transport.transport.iceGatherer
+    gatherer = controller.connection.pc.getTransceivers()[0].sender.transport.transport.iceGatherer
     assert {c.type for c in gatherer.getLocalCandidates()} == {"relay"}  # media goes through coturn
     await controller.close()
 
@@ -339,7 +340,7 @@ async def test_embedded_agent_is_started_and_stopped(leak_check):
     await rec.wait_state(CallState.CONNECTED, timeout=20)
     assert controller.backend_base.startswith("http://127.0.0.1:")
     assert controller.plan.servers == []  # a loopback agent needs no STUN: the public list is not used
-    proc = controller._embedded._proc
+    proc = controller.embedded._proc
     await controller.close()
     assert proc.returncode is not None
 

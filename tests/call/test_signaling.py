@@ -10,7 +10,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from sandra_tui.call import signaling
 from sandra_tui.call.signaling import SignalingError, Token
+from sandra_tui.config.model import BackendConfig
 from tests.helpers import serve_routes
+
+BACKEND = BackendConfig(request_timeout_s=2)
 
 
 async def serve(handler):
@@ -24,7 +27,10 @@ async def serve(handler):
         (403, {}, {"error": {"message": "nope"}}, "credentials_rejected", False, None),
         (429, {"Retry-After": "3"}, {"error": {"message": "slow down"}}, "rate_limited", True, 3.0),
         (500, {}, "oops", "server_error", True, None),
-        (404, {}, "missing", "signaling_error", True, None),
+        (503, {"Retry-After": "2"}, "busy", "server_error", True, 2.0),
+        (404, {}, "missing", "signaling_error", False, None),
+        (400, {}, {"error": {"message": "bad request"}}, "signaling_error", False, None),
+        (409, {}, {"error": {"message": "slot held"}}, "signaling_error", True, None),
     ],
 )
 async def test_token_errors_are_classified(status, headers, body, reason, retryable, retry_after):
@@ -37,7 +43,7 @@ async def test_token_errors_are_classified(status, headers, body, reason, retrya
     try:
         async with aiohttp.ClientSession() as http:
             with pytest.raises(SignalingError) as info:
-                await signaling.fetch_token(http, url, "/api/sandra/token", 2)
+                await signaling.fetch_token(http, url, BACKEND)
     finally:
         await runner.cleanup()
     assert info.value.reason == reason
@@ -54,7 +60,7 @@ async def test_token_garbage_json():
     try:
         async with aiohttp.ClientSession() as http:
             with pytest.raises(SignalingError, match="malformed"):
-                await signaling.fetch_token(http, url, "/api/sandra/token", 2)
+                await signaling.fetch_token(http, url, BACKEND)
     finally:
         await runner.cleanup()
 
@@ -68,7 +74,7 @@ async def test_token_ok_resolves_relative_realtime_url_and_hides_key():
     runner, url = await serve(handler)
     try:
         async with aiohttp.ClientSession() as http:
-            token = await signaling.fetch_token(http, url, "/api/sandra/token", 2)
+            token = await signaling.fetch_token(http, url, BACKEND)
     finally:
         await runner.cleanup()
     assert token.realtime_url == url + "/v1/realtime/calls"
@@ -78,7 +84,7 @@ async def test_token_ok_resolves_relative_realtime_url_and_hides_key():
 async def test_backend_down_is_retryable():
     async with aiohttp.ClientSession() as http:
         with pytest.raises(SignalingError) as info:
-            await signaling.fetch_token(http, "http://127.0.0.1:9", "/api/sandra/token", 2)
+            await signaling.fetch_token(http, "http://127.0.0.1:9", BACKEND)
     assert info.value.reason == "backend_unreachable" and info.value.retryable
 
 

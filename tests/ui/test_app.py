@@ -55,7 +55,7 @@ async def test_the_app_drives_a_controller_on_its_own_thread(agent_server):
         app = SandraApp(call.bind(controller))
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(lambda: controller.state == CallState.CONNECTED, pilot)
-            assert controller._supervisor.get_loop() is call.loop  # not the app's loop
+            assert controller.supervisor_task.get_loop() is call.loop  # not the app's loop
             app.query_one(Input).value = "hello across threads"
             await pilot.press("enter")
             await wait_until(lambda: len(controller.history) == 2 and controller.history.messages()[1].final,
