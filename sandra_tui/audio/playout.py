@@ -14,7 +14,14 @@ timestamp as soon as they are decoded; the speaker pulls at its own pace:
 - the target decays back towards its floor, a frame at a time, after 20 s in which nothing
   asked for it: what emptied the buffer once (a collector pause, a burst of jitter) tends to
   come back, so the margin is kept a while, as WebRTC's NetEq keeps its delay peaks. A buffer
-  that holds more than its target drops its quietest frames to bring the delay back down.
+  that holds more than its target drops its quietest frames to bring the delay back down;
+- more than `target + 60 ms` queued (the speaker stalled on a busy CPU, a burst after a gap) is
+  delay nobody should hear: a frame is dropped on every frame played, speech or not, as NetEq's
+  accelerate does. The quietest of the next frames goes; a voiced one is crossfaded over so the
+  cut makes no click.
+
+The speaker side (`pull_into`) runs in PortAudio's callback: it copies into the caller's
+buffer and allocates no sample arrays (silence and concealment use preallocated frames).
 """
 
 from __future__ import annotations
@@ -35,6 +42,11 @@ JITTER_WINDOW = 100  # frames (2 s): lateness is measured against the earliest a
 JITTER_MARGIN_MS = 10  # on top of the worst lateness: the speaker pulls in blocks, not instantly
 QUIET_PEAK = 300  # about -40 dBFS: a frame this quiet can be stretched or skipped unheard
 OVER_HOLD_S = 1.0  # one frame more than the target for this long is dropped (quietly)
+ACCELERATE_FRAMES = 2  # queued beyond target + this (plus the frame in play: target + 60 ms) -> drop now
+XFADE = 240  # 5 ms: the crossfade over a dropped voiced frame
+_SILENCE = np.zeros(FRAME, dtype=np.int16)
+_SILENCE.flags.writeable = False
+_RAMP = (np.arange(XFADE, dtype=np.float32) + 0.5) / XFADE
 
 
 class PlayoutBuffer:
@@ -55,7 +67,11 @@ class PlayoutBuffer:
         self._playing = False
         self._last: np.ndarray | None = None
         self._concealing = 0  # consecutive concealed frames
-        self._tail = np.zeros(0, dtype=np.int16)  # part of a frame left over from the last pull
+        self._cur: np.ndarray = _SILENCE  # the frame being played and how much of it is played
+        self._pos = FRAME
+        self._fade = np.zeros(FRAME, dtype=np.int16)  # concealment and crossfade output, reused
+        self._mix = np.zeros(XFADE, dtype=np.float32)
+        self._mix2 = np.zeros(XFADE, dtype=np.float32)
         self._raised_at = clock()  # when the target last went up, or was last needed as it is
         self._over_since: float | None = None
         self._arrivals: deque[float] = deque(maxlen=JITTER_WINDOW)  # arrival time minus media time
@@ -68,6 +84,8 @@ class PlayoutBuffer:
         self.frames_played = 0
         self.frames_in = 0
         self.stretched = 0  # silent frames inserted to grow the buffer
+        self.accelerated = 0  # frames dropped because more than target + 60 ms was queued
+        self.jitter_peak_ms = 0.0  # the largest lateness seen (what the target had to cover)
         self.jitter_ms = 0.0  # the lateness of the latest frame (ms)
 
     # -- network side ------------------------------------------------------------------------
@@ -100,7 +118,7 @@ class PlayoutBuffer:
     def flush(self) -> int:
         """Drop everything queued (barge-in); returns the ms dropped. Prebuffers again after."""
         with self._lock:
-            dropped = len(self._frames) * FRAME_MS + len(self._tail) * 1000 // 48000
+            dropped = len(self._frames) * FRAME_MS + (FRAME - self._pos) * 1000 // 48000
             next_index = max(self._frames) + 1 if self._frames else self._next
             self._reset_locked()
             self._next = next_index
@@ -118,6 +136,7 @@ class PlayoutBuffer:
             self._arrivals.append(offset)
             return
         self.jitter_ms = late_ms
+        self.jitter_peak_ms = max(self.jitter_peak_ms, late_ms)
         wanted = math.ceil((late_ms + JITTER_MARGIN_MS) / FRAME_MS)
         if wanted > self.base_frames and wanted >= self.target_frames:  # the margin is (still) needed
             self._raised_at = now
@@ -133,7 +152,7 @@ class PlayoutBuffer:
         self._frames.clear()
         self._next = None
         self._playing = False
-        self._tail = np.zeros(0, dtype=np.int16)
+        self._cur, self._pos = _SILENCE, FRAME
         self._last = None
         self._concealing = 0
 
@@ -141,22 +160,27 @@ class PlayoutBuffer:
     def pull(self, count: int) -> np.ndarray:
         """`count` samples at 48 kHz for the speaker; never blocks, never returns short."""
         out = np.empty(count, dtype=np.int16)
+        self.pull_into(out)
+        return out
+
+    def pull_into(self, out: np.ndarray) -> None:
+        """Fill `out` (int16, 48 kHz) for the speaker without allocating sample arrays."""
+        count = len(out)
         filled = 0
         with self._lock:
             while filled < count:
-                if not len(self._tail):
-                    self._tail = self._next_frame_locked()
-                take = min(count - filled, len(self._tail))
-                out[filled : filled + take] = self._tail[:take]
-                self._tail = self._tail[take:]
+                if self._pos >= len(self._cur):
+                    self._cur, self._pos = self._next_frame_locked(), 0
+                take = min(count - filled, len(self._cur) - self._pos)
+                out[filled : filled + take] = self._cur[self._pos : self._pos + take]
+                self._pos += take
                 filled += take
-        return out
 
     def _next_frame_locked(self) -> np.ndarray:
         now = self._clock()
         if not self._playing:
             if self._next is None or len(self._frames) < self.target_frames:
-                return np.zeros(FRAME, dtype=np.int16)  # prebuffering
+                return _SILENCE  # prebuffering
             self._playing = True
             self._next = min(self._frames)
             if self._started_at is None:
@@ -165,7 +189,7 @@ class PlayoutBuffer:
                 and _peak(self._last) <= QUIET_PEAK:
             self._grow -= 1  # a raised target: one frame of silence in a quiet moment makes room
             self.stretched += 1
-            self._last = np.zeros(FRAME, dtype=np.int16)
+            self._last = _SILENCE
             return self._last
         frame = self._frames.pop(self._next, None)
         if frame is not None:
@@ -173,8 +197,7 @@ class PlayoutBuffer:
             self._last = frame
             self._concealing = 0
             self.frames_played += 1
-            self._adapt_locked(now)
-            return frame
+            return self._adapt_locked(now, frame)
         if not self._frames:  # nothing at all: underrun, wait for the target again
             self.underruns += 1
             self._raised_at = now
@@ -190,11 +213,14 @@ class PlayoutBuffer:
         self.concealed += 1
         self._concealing += 1
         if self._last is None or self._concealing > 3:
-            return np.zeros(FRAME, dtype=np.int16)
-        self._last = (self._last.astype(np.float32) * FADE).astype(np.int16)
+            return _SILENCE
+        # Each repeat half as loud (FADE): a shift, into the reused buffer, allocates nothing.
+        np.right_shift(self._last, 1, out=self._fade)
+        self._last = self._fade
         return self._last
 
-    def _adapt_locked(self, now: float) -> None:
+    def _adapt_locked(self, now: float, frame: np.ndarray) -> np.ndarray:
+        """The frame to play (`frame`, or a crossfade over a dropped one); adapts the depth."""
         if self.target_frames > self.base_frames and now - self._raised_at > self.shrink_after_s:
             self.target_frames -= 1
             self._grow = max(0, self._grow - 1)
@@ -202,6 +228,12 @@ class PlayoutBuffer:
         # Right after a frame is taken, a steady buffer holds target - 1 frames (one arrives per
         # frame played). More than that, for long enough, is delay nobody needs.
         depth = len(self._frames)
+        if depth > self.target_frames + ACCELERATE_FRAMES and self._settled_locked(now):
+            # Far too much queued: catch up now, a frame per frame played (twice real time).
+            # Not while the stream settles: its first bursts are handshakes, not delay.
+            self.accelerated += 1
+            self._over_since = now
+            return self._accelerate_locked(frame)
         if depth >= self.target_frames:
             if self._over_since is None:
                 self._over_since = now
@@ -212,6 +244,30 @@ class PlayoutBuffer:
                 self._over_since = now  # one frame too many: wait for a quiet one to drop
         else:
             self._over_since = None
+        return frame
+
+    def _settled_locked(self, now: float) -> bool:
+        return self._started_at is not None and now - self._started_at >= self.settle_s
+
+    def _accelerate_locked(self, frame: np.ndarray) -> np.ndarray:
+        """One frame less: the quiet one of the playing frame and the next; when both are
+        voiced, the playing frame's start crossfades into the next one (a cut with no edge)."""
+        following = self._frames.pop(self._next, None)
+        self._next += 1
+        self.dropped += 1
+        if following is None or _peak(following) <= QUIET_PEAK:
+            return frame  # the next is a hole or quiet: skipping it is unheard
+        self._last = following
+        if _peak(frame) <= QUIET_PEAK:
+            return following
+        out = self._fade
+        np.multiply(frame[:XFADE], 1.0 - _RAMP, out=self._mix)
+        np.multiply(following[:XFADE], _RAMP, out=self._mix2)
+        np.add(self._mix, self._mix2, out=self._mix)
+        np.copyto(out[:XFADE], self._mix, casting="unsafe")
+        np.copyto(out[XFADE:], following[XFADE:])
+        self._last = out
+        return out
 
     def _drop_quietest_locked(self, only_quiet: bool = False) -> bool:
         # Skipping a near-silent frame is inaudible; skipping speech is not.
@@ -232,7 +288,7 @@ class PlayoutBuffer:
     @property
     def depth_ms(self) -> float:
         with self._lock:
-            return len(self._frames) * FRAME_MS + len(self._tail) / 48.0
+            return len(self._frames) * FRAME_MS + (len(self._cur) - self._pos) / 48.0
 
     @property
     def target_ms(self) -> int:
@@ -245,11 +301,12 @@ class PlayoutBuffer:
     def stats(self) -> dict:
         return {"depth_ms": round(self.depth_ms, 1), "target_ms": self.target_ms, "underruns": self.underruns,
                 "concealed": self.concealed, "late": self.late, "dropped": self.dropped,
-                "frames_played": self.frames_played}
+                "accelerated": self.accelerated, "frames_played": self.frames_played}
 
 
 def _peak(frame: np.ndarray) -> int:
-    return int(np.abs(frame).max())
+    # max and -min: np.abs would allocate a frame-sized array on the speaker's thread
+    return max(int(frame.max()), -int(frame.min()))
 
 
 class FrameQueue:
