@@ -7,9 +7,10 @@ from pathlib import Path
 import platformdirs
 
 from sandra_tui.call.events import LatencySample
-from sandra_tui.telemetry.uploader import Spool, TelemetryUploader
+from sandra_tui.telemetry.uploader import TelemetryUploader
 
 METRICS_PATH = "/api/sandra/metrics"
+SPOOL_NAME = "telemetry-spool.sqlite3"  # the JSONL spool of earlier versions beside it is imported once
 
 
 def attach_telemetry(controller, spool_dir: Path | None = None) -> TelemetryUploader | None:
@@ -17,7 +18,6 @@ def attach_telemetry(controller, spool_dir: Path | None = None) -> TelemetryUplo
     if not cfg.enabled:
         return None
     spool_dir = spool_dir or Path(platformdirs.user_state_dir("sandra-tui"))
-    spool = Spool(spool_dir / "telemetry-spool.jsonl", int(cfg.spool_max_mb * 1024 * 1024))
 
     def url() -> str | None:
         if cfg.url:
@@ -25,6 +25,8 @@ def attach_telemetry(controller, spool_dir: Path | None = None) -> TelemetryUplo
         base = controller.backend_base
         return base + METRICS_PATH if base else None
 
+    # The key and session are read when each payload is made and kept with it: a payload is
+    # delivered with the key of the call it belongs to, even from the spool in a later call.
     uploader = TelemetryUploader(
         url,
         token=lambda: controller.token_value,
@@ -32,7 +34,9 @@ def attach_telemetry(controller, spool_dir: Path | None = None) -> TelemetryUplo
         batch_size=cfg.batch_size,
         flush_interval_s=cfg.flush_interval_s,
         window=cfg.window,
-        spool=spool,
+        spool_path=spool_dir / SPOOL_NAME,
+        spool_max_bytes=int(cfg.spool_max_mb * 1024 * 1024),
+        on_notice=controller.notice,
     )
 
     def on_event(event) -> None:

@@ -1,8 +1,11 @@
-"""Batched, non-blocking upload of latency summaries, with an offline spool.
+"""Batched, non-blocking upload of latency summaries, with an offline spool that survives outages,
+full disks, damaged files and restarts.
 
-`record()` never waits: it updates the rolling stats and, every `batch_size` samples, puts a
-payload on a bounded queue. One background task posts payloads; what cannot be delivered
-(backend down, queue full, exit deadline) goes to a JSONL spool that is sent later.
+On the call's loop `record()` only updates the rolling stats and, every `batch_size` samples (or
+`flush_interval_s` after the last payload), makes a payload with the URL, key and session of that
+moment and hands it to the worker thread (sandra_tui/telemetry/worker.py), which writes it to the
+SQLite spool, posts it and deletes it once the server answered. `close()` never raises and
+returns within its deadline (plus a short grace for closing the file).
 """
 
 from __future__ import annotations
@@ -12,264 +15,169 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import time
 import uuid
 from pathlib import Path
 
-import aiohttp
-
+from sandra_tui.telemetry import limits
+from sandra_tui.telemetry.outbox import MEMORY_MAX, Outbox
+from sandra_tui.telemetry.spool import Row, SqliteSpool
 from sandra_tui.telemetry.stats import RollingStats
+from sandra_tui.telemetry.worker import Worker
 
 log = logging.getLogger(__name__)
-QUEUE_SIZE = 100
-MAX_BACKOFF_S = 60.0
+CLOSE_GRACE_S = 0.5  # after the deadline: closing the file and the HTTP session
 
 
-def utc_now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Spool:
-    """Append-only JSONL file, bounded in size (the oldest lines go first)."""
-
-    def __init__(self, path: Path, max_bytes: int) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-
-    def append(self, payloads: list[dict]) -> None:
-        if not payloads:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            for payload in payloads:
-                handle.write(json.dumps(payload, separators=(",", ":")) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        if self.path.stat().st_size > self.max_bytes:
-            self._shrink()
-
-    def _shrink(self) -> None:
-        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
-        size = sum(len(line.encode()) for line in lines)
-        dropped = 0
-        while lines and size > self.max_bytes * 0.9:
-            size -= len(lines.pop(0).encode())
-            dropped += 1
-        log.warning("telemetry spool full: dropped the %d oldest payloads", dropped)
-        self._write(lines)
-
-    def _write(self, lines: list[str]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, self.path)
-
-    def take(self, limit: int = 100) -> list[dict]:
-        """Read up to `limit` payloads without removing them (call `drop(n)` once sent)."""
-        if not self.path.exists():
-            return []
-        out = []
-        with open(self.path, encoding="utf-8") as handle:
-            for line in handle:
-                if len(out) >= limit:
-                    break
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    out.append(None)  # a torn line: dropped with the batch
-        return out
-
-    def drop(self, count: int) -> None:
-        if not self.path.exists() or count <= 0:
-            return
-        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)[count:]
-        if lines:
-            self._write(lines)
-        else:
-            self.path.unlink(missing_ok=True)
-
-    def __len__(self) -> int:
-        if not self.path.exists():
-            return 0
-        with open(self.path, encoding="utf-8") as handle:
-            return sum(1 for _ in handle)
+def utc_iso(seconds: float) -> str:
+    stamp = dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class TelemetryUploader:
     def __init__(self, url, *, token=lambda: None, session_id=lambda: "", batch_size: int = 10,
-                 flush_interval_s: float = 30.0, window: int = 100, spool: Spool | None = None,
-                 timeout_s: float = 5.0) -> None:
+                 flush_interval_s: float = 30.0, window: int = 100, spool_path: Path | None = None,
+                 spool_max_bytes: int = 10 * 1024 * 1024, on_notice=None, timeout_s: float = 5.0,
+                 memory_max: int = MEMORY_MAX, clock=time.monotonic, wall=time.time) -> None:
         self.url = url
         self._token = token
         self._session_id = session_id
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.stats = RollingStats(window)
-        self.spool = spool
-        self.timeout_s = timeout_s
+        self.on_notice = on_notice
+        self.clock = clock
+        self.wall = wall
         self.pending = 0
-        self.sent = 0
-        self._last_enqueue = time.monotonic()
-        self._queue: asyncio.Queue[dict] = asyncio.Queue(QUEUE_SIZE)
-        self._task: asyncio.Task | None = None
+        self.made = 0  # payloads handed to the worker
+        self.refused_samples = 0  # out of the server's range (e.g. over an hour): left out of the stats
+        self.unsent_after_close = 0
+        self.close_seconds: float | None = None
+        self._notified: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_enqueue = clock()
         self._ticker: asyncio.Task | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._inflight: dict | None = None
+        self._closed = False
+        spool = SqliteSpool(spool_path, spool_max_bytes, notify=self._notify) if spool_path else None
+        self.outbox = Outbox(spool, notify=self._notify, memory_max=memory_max)
+        self.worker = Worker(self.outbox, timeout_s=timeout_s)
 
-    # -- never blocks ------------------------------------------------------------------------
+    # -- counts ----------------------------------------------------------------------------------
+    @property
+    def sent(self) -> int:
+        return self.worker.sent
+
+    def counts(self) -> dict:
+        w, o = self.worker, self.outbox
+        return {"made": self.made, "sent": w.sent, "duplicates": w.duplicates, "rejected": w.rejected,
+                "lost": o.lost + self.unsent_after_close, "expired": o.expired,
+                "dropped": o.spool.dropped if o.spool is not None else 0, "refused_samples": self.refused_samples}
+
+    # -- notices: once per condition, on the call's loop ---------------------------------------------
+    def _notify(self, condition: str, message: str) -> None:
+        """From the worker thread: tell the operator, once per condition."""
+        if condition in self._notified:
+            return
+        self._notified.add(condition)
+        if self.on_notice is None or self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the call's loop is closed: the log has it
+            self._loop.call_soon_threadsafe(self._deliver, message)
+
+    def _deliver(self, message: str) -> None:
+        try:
+            self.on_notice(message)
+        except Exception:  # noqa: BLE001
+            log.exception("telemetry notice callback failed")
+
+    # -- never blocks --------------------------------------------------------------------------
     def record(self, name: str, ms: float) -> None:
-        self.stats.add(name, ms)
-        self.pending += 1
-        if self.pending >= self.batch_size:
-            self._enqueue()
+        try:
+            if not limits.sample_ok(name, ms):
+                self.refused_samples += 1
+                if self.refused_samples == 1:
+                    log.warning("telemetry: left out %s=%r ms (outside what the metrics API accepts); "
+                                "further ones are counted", name, ms)
+                return
+            self.stats.add(name, ms)
+            self.pending += 1
+            if self.pending >= self.batch_size:
+                self._enqueue()
+        except Exception:  # noqa: BLE001 - a sample must never break the call
+            log.exception("telemetry: could not record a sample")
 
     def payload(self) -> dict:
-        return {
+        return limits.fit({
             "type": "realtime_latency",
             "payloadId": uuid.uuid4().hex,  # delivery is at-least-once: the backend dedupes on it
-            "sessionId": self._session_id() or "unknown",
+            "sessionId": limits.safe_session(self._session_id()),
             "metrics": self.stats.summary(),
             "byName": {name: self.stats.summary(name) for name in self.stats.names()},
-            "timestamp": utc_now_iso(),
-        }
+            "timestamp": utc_iso(self.wall()),
+        })
 
     def _enqueue(self) -> None:
         if self.pending == 0:
             return
         payload = self.payload()
         self.pending = 0
-        self._last_enqueue = time.monotonic()
-        try:
-            self._queue.put_nowait(payload)
-        except asyncio.QueueFull:
-            if self.spool is not None:
-                self.spool.append([payload])
+        self._last_enqueue = self.clock()
+        url = self.url() if callable(self.url) else self.url
+        row = Row(json.dumps(payload, separators=(",", ":")), url or None, self._token() or None,
+                  payload["sessionId"], self.wall())
+        self.made += 1
+        if self._closed or not self.worker.submit(row):
+            self.unsent_after_close += 1
 
     # -- background ----------------------------------------------------------------------------
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="telemetry-upload")
+        if self._ticker is None and not self._closed:
+            self._loop = asyncio.get_running_loop()
+            self.worker.start()
             self._ticker = asyncio.create_task(self._tick(), name="telemetry-tick")
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.flush_interval_s))
-            if self.pending and time.monotonic() - self._last_enqueue >= self.flush_interval_s:
-                self._enqueue()
-
-    async def _run(self) -> None:
-        # While the backend is unreachable ("backlog"), new payloads go straight to the spool so
-        # the order stays oldest-first, and only the spool's head is retried, with backoff.
-        delay = 1.0
-        backlog = self.spool is not None and len(self.spool) > 0  # left over from an earlier run
-        next_try = time.monotonic()
-        while True:
-            try:
-                if backlog:
-                    timeout = max(0.0, next_try - time.monotonic())
-                    payload = await asyncio.wait_for(self._queue.get(), timeout)
-                else:
-                    payload = await self._queue.get()
-            except TimeoutError:
-                payload = None
-            if payload is not None:
-                if backlog:
-                    self.spool.append([payload])
-                    continue
-                self._inflight = payload  # close() re-queues it if we are cancelled mid-post
-                outcome, retry_after = await self._post(payload)
-                self._inflight = None
-                if outcome != "retry":
-                    continue  # sent, or rejected as bad (retrying cannot help)
-                if self.spool is None:
-                    continue
-                self.spool.append([payload])
-                backlog, delay = True, 1.0
-                next_try = time.monotonic() + (retry_after if retry_after is not None else delay)
-                continue
-            done, retry_after = await self._drain_spool()
-            if done:
-                backlog, delay = False, 1.0
-            else:
-                delay = min(delay * 2, MAX_BACKOFF_S)
-                next_try = time.monotonic() + (retry_after if retry_after is not None else delay)
-
-    async def _drain_spool(self) -> tuple[bool, float | None]:
-        """Send spooled payloads oldest first; (True, None) once the spool is empty."""
-        if self.spool is None:
-            return True, None
-        while True:
-            batch = self.spool.take(50)
-            if not batch:
-                return True, None
-            sent = 0
-            for payload in batch:
-                if payload is not None:
-                    outcome, retry_after = await self._post(payload)
-                    if outcome == "retry":
-                        self.spool.drop(sent)
-                        return False, retry_after
-                sent += 1
-            self.spool.drop(sent)
-
-    async def _post(self, payload: dict) -> tuple[str, float | None]:
-        """-> ("ok" | "retry" | "rejected", retry_after seconds)."""
-        if self._http is None:
-            self._http = aiohttp.ClientSession()
-        headers = {}
-        token = self._token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        url = self.url() if callable(self.url) else self.url
-        if not url:
-            return "retry", None  # the backend is not known yet (embedded agent starting)
-        try:
-            async with self._http.post(url, json=payload, headers=headers,
-                                       timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as response:
-                if response.status < 300:
-                    self.sent += 1
-                    return "ok", None
-                if response.status == 429 or response.status >= 500 or response.status == 401:
-                    after = response.headers.get("Retry-After")
-                    try:
-                        return "retry", float(after) if after else None
-                    except ValueError:
-                        return "retry", None
-                log.warning("telemetry payload rejected: HTTP %s", response.status)
-                return "rejected", None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.info("telemetry upload failed: %s", exc)
-            return "retry", None
+            if self.pending and self.clock() - self._last_enqueue >= self.flush_interval_s:
+                try:
+                    self._enqueue()
+                except Exception:  # noqa: BLE001
+                    log.exception("telemetry: could not make a payload")
 
     async def close(self, deadline_s: float = 2.0) -> None:
-        """Send what is pending within `deadline_s`; spool the rest."""
-        self._enqueue()
-        end = time.monotonic() + deadline_s
-        if self._ticker is not None:
-            self._ticker.cancel()
-        await asyncio.sleep(0)  # let the worker pick up what was just queued
-        while self._inflight is not None and time.monotonic() < end - deadline_s / 2:
-            await asyncio.sleep(0.01)  # let a post under way finish rather than send it twice
-        for task in (self._ticker, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._ticker = None
-        leftovers = [self._inflight] if self._inflight is not None else []
-        self._inflight = None
-        while not self._queue.empty():
-            leftovers.append(self._queue.get_nowait())
-        while leftovers and time.monotonic() < end:
-            try:
-                outcome, _ = await asyncio.wait_for(self._post(leftovers[0]), max(0.05, end - time.monotonic()))
-            except TimeoutError:
-                break
-            if outcome == "retry":
-                break
-            leftovers.pop(0)
-        if leftovers and self.spool is not None:
-            self.spool.append(leftovers)
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        """Send what can go within `deadline_s`; the rest stays in the spool. Never raises."""
+        if self._closed:
+            return
+        started = time.monotonic()
+        end = started + max(0.0, deadline_s)
+        try:
+            if self._ticker is not None:
+                self._ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._ticker
+                self._ticker = None
+            with contextlib.suppress(Exception):
+                self._enqueue()
+            self._closed = True
+            if not self.worker.started:
+                self.worker.start()
+            self.worker.request_close(end)
+            while not self.worker.finished.is_set() and time.monotonic() < end + CLOSE_GRACE_S:
+                await asyncio.sleep(0.01)
+            if self.worker.finished.is_set():
+                self.worker.thread.join(0.2)  # it has finished: only the thread's own exit is left
+            else:
+                log.warning("telemetry: the worker did not stop within %.1f s; leaving it (daemon thread)",
+                            deadline_s + CLOSE_GRACE_S)
+        except asyncio.CancelledError:
+            self._closed = True
+            self.worker.request_close(time.monotonic())
+            raise
+        except Exception:  # noqa: BLE001 - close must never keep the caller from its own cleanup
+            log.exception("telemetry: close failed")
+        finally:
+            self._closed = True
+            self.close_seconds = time.monotonic() - started
+        with contextlib.suppress(Exception):
+            log.info("telemetry: %s; closed in %.2f s", self.counts(), self.close_seconds)
