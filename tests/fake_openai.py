@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from openai.types.realtime import RealtimeSessionCreateRequest  # imported up front: ~1 s the first time
+from pydantic import ValidationError
 
 from sandra_tui.server.calls import CallError, CallRegistry, docs_shaped
 from sandra_tui.server.faults import Faults
@@ -60,6 +62,8 @@ class FakeOpenAI:
         self.ephemeral: dict[str, float] = {}  # ek_ value -> expires_at
         self.seen: list[Seen] = []
         self.hangups: list[str] = []
+        self.answer_ms: list[float] = []  # how long the fake's own peer took to answer each offer
+        self.frames_at_hangup: dict[str, int] = {}  # call id -> caller audio frames decoded by then
         self.sessions: dict[str, dict] = {}  # call id -> the session config it was created with
         self.faults = Faults(agent_mode=agent_mode)
         self.calls = CallRegistry(self.faults, "gpt-realtime-2.1", "marin", max_per_client=64)
@@ -153,10 +157,12 @@ class FakeOpenAI:
         else:
             self._record(request)
             return openai_error(400, "Unsupported content type.", "unsupported_content_type")
+        started = time.monotonic()
         try:
             call_id, answer = await self.calls.answer(offer, key, request.remote or "?")
         except CallError:
             return openai_error(400, "Invalid SDP offer.", "invalid_offer", "sdp")
+        self.answer_ms.append((time.monotonic() - started) * 1000)
         self.sessions[call_id] = session
         agent = self.calls.calls[call_id].agent
         for name in ("instructions", "tools"):
@@ -177,6 +183,7 @@ class FakeOpenAI:
         if call_id not in self.calls.calls:
             return openai_error(404, f"Call '{call_id}' not found.", "not_found")
         self.hangups.append(call_id)
+        self.frames_at_hangup[call_id] = self.calls.calls[call_id].agent.frames_in
         await self.calls.end(call_id, reason="hangup")
         return web.Response(status=200)
 
@@ -195,9 +202,6 @@ class FakeOpenAI:
 
 def _session_problem(session) -> str | None:
     """The session part, checked against the SDK's own request model."""
-    from openai.types.realtime import RealtimeSessionCreateRequest
-    from pydantic import ValidationError
-
     if not isinstance(session, dict) or session.get("type") != "realtime":
         return "Invalid 'session.type': expected 'realtime'."
     try:

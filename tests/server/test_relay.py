@@ -75,7 +75,8 @@ async def test_relay_call_audio_both_ways_and_hangup_through_another_replica(tmp
                 health = await r.json()
                 assert health["model"] == "gpt-realtime-2.1" and "notice" not in health
         print(f"\nrelay: token {client.timings['token_ms']:.0f} ms, SDP through the relay "
-              f"{client.timings['sdp_ms']:.0f} ms, data channel open {client.timings['connect_ms']:.0f} ms")
+              f"{client.timings['sdp_ms']:.0f} ms (the fake's own answer {fake.answer_ms[0]:.0f} ms), "
+              f"data channel open {client.timings['connect_ms']:.0f} ms")
     finally:
         await client.close()
         a.stop()
