@@ -17,6 +17,7 @@ from tests.agent_server import ServeProcess
 from tests.conftest import require
 from tests.fake_openai import STANDARD_KEY, FakeOpenAI
 from tests.helpers import serve_routes
+from tests.server.helpers import discard
 
 PAGES = Path(__file__).parent
 SECONDS = 4  # of call before the page reads its stats; 50 packets/s each way
@@ -50,7 +51,7 @@ async def test_chromium_widget_through_the_relay(tmp_path):
         await asyncio.to_thread(serve.start)
         page = f"{serve.url}/_test/widget.html?seconds={SECONDS}&report={report_url}/report"
         browser = await asyncio.create_subprocess_exec(*chromium_args(profile, page), stdout=asyncio.subprocess.DEVNULL,
-                                                       stderr=asyncio.subprocess.PIPE)
+                                                       stderr=asyncio.subprocess.DEVNULL)
         # bound: Chromium start (~1-3 s, more under load) + the call's SECONDS + hang-up
         got = await asyncio.wait_for(reports.get(), 60)
         calls_at_fake = [s for s in fake.seen if s.path == "/v1/realtime/calls"]
@@ -59,10 +60,12 @@ async def test_chromium_widget_through_the_relay(tmp_path):
             browser.kill()
             await browser.wait()
         serve.stop()
+        output = serve.output()
+        discard(serve)
         await runner.cleanup()
         await fake.stop()
         shutil.rmtree(profile, ignore_errors=True)
-    relay_line = next((line for line in serve.output().splitlines() if "relayed to the upstream" in line), "")
+    relay_line = next((line for line in output.splitlines() if "relayed to the upstream" in line), "")
     print(f"\nchromium: {json.dumps({k: got.get(k) for k in ('timings', 'inbound', 'outbound')})}\n{relay_line}\n"
           f"of which the fake's own aiortc answer: {fake.answer_ms[0]:.0f} ms")
     assert "error" not in got, got["error"]
@@ -78,4 +81,4 @@ async def test_chromium_widget_through_the_relay(tmp_path):
     assert post.auth == f"Bearer {STANDARD_KEY}" and set(post.parts) == {"sdp", "session"}
     (frames_at_fake,) = fake.frames_at_hangup.values()
     assert frames_at_fake >= 25 * SECONDS  # Chromium's audio decoded at "OpenAI"
-    assert STANDARD_KEY not in serve.output()
+    assert STANDARD_KEY not in output

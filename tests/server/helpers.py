@@ -39,3 +39,13 @@ async def consent_answered(c: RawClient) -> bool:
         return True
     except stun.TransactionError:
         return False
+
+
+def discard(*procs) -> None:
+    """Stop `serve` processes (tests.agent_server.ServeProcess) and remove their temp dirs."""
+    import shutil
+
+    for proc in procs:
+        if proc is not None:
+            proc.stop()
+            shutil.rmtree(proc.dir, ignore_errors=True)

@@ -12,6 +12,7 @@ from sandra_tui import secrets as masking
 from sandra_tui.server import tokens as tokens_mod
 from sandra_tui.server.tokens import TokenStore, load_or_create_secret
 from tests.agent_server import ServeProcess
+from tests.server.helpers import discard
 
 OLD, NEW = "old-secret-0123456789abcdef", "new-secret-0123456789abcdef"
 N_KEYS = 20
@@ -56,15 +57,14 @@ async def test_keys_survive_sigkill_restart_and_work_on_every_replica(tmp_path):
                 before = await refused(http, first.url, keys)
                 first.proc.kill()  # SIGKILL: nothing saved on the way out
                 first.proc.wait()
+                discard(first)
                 first = await asyncio.to_thread(restart_on_same_port, first, env)
                 after = await refused(http, first.url, keys)
                 second = await asyncio.to_thread(ServeProcess(env=env).start)  # another replica, same settings
                 replica = await refused(http, second.url, keys)
                 figures[label] = (before, after, replica)
         finally:
-            first.stop()
-            if second is not None:
-                second.stop()
+            discard(first, second)
     print(f"\nrefused of {N_KEYS} keys (before restart, after SIGKILL+restart, second replica): {figures}")
     assert figures == {"SANDRA_SECRET": (0, 0, 0), "persisted secret": (0, 0, 0)}
     path = tmp_path / "persisted-secret" / tokens_mod.SECRET_FILE
@@ -91,12 +91,12 @@ async def test_rotation_and_a_wrong_secret(tmp_path):
             assert await refused(http, rotated.url, new_keys) == 0  # keys of the new secret work everywhere new
             assert await refused(http, old.url, new_keys) == 5  # a replica left on the old secret refuses them
             assert await refused(http, wrong.url, old_keys + new_keys) == 10
-    finally:
         for p in procs:
             p.stop()
-    for p in procs:
-        out = p.output()
-        assert OLD not in out and NEW not in out
+            out = p.output()
+            assert OLD not in out and NEW not in out
+    finally:
+        discard(*procs)
 
 
 def test_signed_keys_unit(tmp_path):

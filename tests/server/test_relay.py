@@ -11,6 +11,7 @@ import aiohttp
 
 from tests.agent_server import AgentServer, ServeProcess
 from tests.fake_openai import STANDARD_KEY, FakeOpenAI
+from tests.server.helpers import discard
 from tests.server.relay_client import RelayClient
 from tests.server.test_upstream_openai import KEY as OLD_FAKE_KEY
 from tests.server.test_upstream_openai import FakeOpenAI as MintOnlyFake
@@ -82,9 +83,11 @@ async def test_relay_call_audio_both_ways_and_hangup_through_another_replica(tmp
         a.stop()
         b.stop()
         await fake.stop()
-    for text in seen_by_caller + [a.output(), b.output()]:
+        outputs = [a.output(), b.output()]
+        discard(a, b)
+    for text in seen_by_caller + outputs:
         assert STANDARD_KEY not in text and "FAKE-standard" not in text
-    assert "relayed to the upstream" in a.output() and "hung up through the upstream" in b.output()
+    assert "relayed to the upstream" in outputs[0] and "hung up through the upstream" in outputs[1]
 
 
 async def _other_key(http: aiohttp.ClientSession, url: str) -> str:

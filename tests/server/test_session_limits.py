@@ -18,6 +18,7 @@ from tests.agent_server import AgentServer, ServeProcess
 from tests.fake_openai import STANDARD_KEY, FakeOpenAI
 from tests.realtime_schema import validate_server_event
 from tests.rtc_client import RawClient, tone
+from tests.server.helpers import discard
 
 MAX_S = 2.0
 
@@ -56,6 +57,7 @@ async def test_session_expired_after_n_seconds_then_the_pc_closes(tmp_path, capl
 def test_serve_refuses_a_session_max_of_zero(tmp_path):
     bad = ServeProcess("--session-max-s", "0")  # refused like any bad setting: exit 2 with a plain line
     out = subprocess.run(bad.args, env=bad.env, capture_output=True, text=True, timeout=30)
+    discard(bad)
     assert out.returncode == 2 and "--session-max-s must be more than 0" in out.stderr
 
 
@@ -69,7 +71,7 @@ async def test_session_max_through_serve_process(tmp_path):
         assert error["error"]["code"] == "session_expired"
     finally:
         await client.close()
-        proc.stop()
+        discard(proc)
 
 
 @pytest.mark.parametrize("days,warned", [(10, True), (-3, True), (0, True), (30, True), (31, False),
