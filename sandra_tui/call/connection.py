@@ -27,12 +27,15 @@ from sandra_tui.call.quality import loss_percent, mos, read_stats
 from sandra_tui.call.session import RealtimeSession
 from sandra_tui.call.signaling import SignalingError
 from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
+from sandra_tui.shims import aioice as aioice_shim
 
 log = logging.getLogger("sandra_tui.call")
+aioice_shim.install()  # a hang-up in the last ms of ICE would leak aioice's consent task
 
 POLL_S = 0.25  # watchdog / stats poll
 DC_CLOSE_GRACE_S = 0.2
 QUALITY_EVERY = 4  # polls per quality event (1 s)
+LEARN_CALL_URL_S = 2.0  # a hang-up during the SDP exchange waits this long for the call's URL
 
 # Every peer connection made, so tests and diagnostics can check none is left open.
 PEER_CONNECTIONS: weakref.WeakSet = weakref.WeakSet()
@@ -86,10 +89,10 @@ class Connection:
             async with asyncio.timeout(self.config.backend.connect_timeout_s):
                 await self._open()
         except TimeoutError:
-            await self.close()
+            await self.close(hangup=True)
             raise PathDead("connect_timeout") from None
         except BaseException:
-            await self.close()
+            await self.close(hangup=True)  # a call the server made already is hung up, not abandoned
             raise
         return self
 
@@ -128,6 +131,7 @@ class Connection:
         PEER_CONNECTIONS.add(pc)
         loop = asyncio.get_running_loop()
         connected = loop.create_future()
+        connected.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if unawaited
 
         @pc.on("connectionstatechange")
         def _on_state() -> None:
@@ -163,8 +167,16 @@ class Connection:
 
         await pc.setLocalDescription(await pc.createOffer())
         started = time.monotonic()
-        answer, self.call_url = await signaling.exchange_sdp(self._http, token, pc.localDescription.sdp,
-                                                            cfg.backend.request_timeout_s)
+        exchange = asyncio.ensure_future(signaling.exchange_sdp(self._http, token, pc.localDescription.sdp,
+                                                                cfg.backend.request_timeout_s))
+        try:
+            answer, self.call_url = await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            # The server may have made the call already: learn its URL, so that the teardown
+            # can hang it up rather than leave it holding a slot until its own timeout.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                _, self.call_url = await asyncio.wait_for(exchange, LEARN_CALL_URL_S)
+            raise
         self._latency("sdp_exchange", (time.monotonic() - started) * 1000)
         answer = signaling.normalize_answer(answer)
         started = time.monotonic()
@@ -233,7 +245,7 @@ class Connection:
                     loss_pct=round(loss, 2), mos=mos(one_way, snap.jitter_ms or 0.0, loss)))
 
     # -- teardown -------------------------------------------------------------------------------
-    async def close(self, hangup: bool = False) -> None:
+    async def close(self, hangup: bool = True) -> None:
         """Tear everything down; safe to call twice and to cancel (the teardown still completes)."""
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._teardown(hangup))

@@ -209,8 +209,8 @@ class CallController:
 
     def _pump(self) -> None:
         """Send the next typed message if the current session can take it now."""
-        conn = self.connection
-        session = conn.session if conn is not None and self.state == CallState.CONNECTED else None
+        conn = self.connection  # set only once connected (and re-seeded)
+        session = conn.session if conn is not None else None
         if session is None or session.busy or not self._outbox:
             return
         item_id, text = self._outbox[0]

@@ -68,7 +68,7 @@ class Supervisor:
                     dropped_at = time.monotonic()
                     connected_for = dropped_at - (conn.connected_at or dropped_at)
                     last_relay = bool(conn.plan and conn.plan.relay_only)
-                    await self._close(conn, hangup=False)
+                    await self._close(conn)  # frees the server's slot at once
                     decision = (self.policy.expired(reason) if reason == "session_expired"
                                 else self.policy.dropped(reason, connected_for))
                 if dropped_at is None:
