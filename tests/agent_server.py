@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import weakref
 import subprocess
 import sys
 import tempfile
@@ -72,6 +74,8 @@ class ServeProcess:
 
     def __init__(self, *extra: str, env: dict | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sandra-serve-"))
+        # Removed once the test is done with this object (its log is read after stop()).
+        weakref.finalize(self, shutil.rmtree, self.dir, True)
         self.ready = self.dir / "ready"
         self.log = self.dir / "serve.log"
         self.args = [sys.executable, "-m", "sandra_tui", "--log-level", "INFO", "serve", "--host", "127.0.0.1",

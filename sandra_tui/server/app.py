@@ -38,6 +38,7 @@ import aiohttp
 from aiohttp import web
 
 from sandra_tui import secrets
+from sandra_tui.shims import aioice as aioice_shim
 from sandra_tui.protocol.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
 from sandra_tui.server.calls import CallError, CallRegistry
 from sandra_tui.server.errors import ErrorLog, json_error, json_errors
@@ -317,6 +318,7 @@ async def _health_model(request: web.Request, handler):
 
 def create_app(settings: ServerSettings | None = None) -> web.Application:
     s = settings or ServerSettings()
+    aioice_shim.install()  # a client hanging up in the last ms of ICE would leak a consent task here
     secrets.register(s.openai_api_key)  # masked in every log line, should one ever carry it
     secrets.register(s.turn_secret)
     app = web.Application(client_max_size=s.max_body_bytes,
