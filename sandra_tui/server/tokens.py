@@ -154,5 +154,5 @@ def turn_rest_credentials(secret: str, user: str, ttl_s: int, now: float | None 
     username = f"{expiry}:{user}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
     password = base64.b64encode(digest).decode()
-    masking.register(password)
+    masking.register(password, ttl_s=ttl_s)  # expires with the credential: the registry stays bounded
     return username, password
