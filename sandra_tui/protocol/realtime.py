@@ -43,6 +43,21 @@ DEFAULT_MODEL = "gpt-realtime-2.1"
 SESSION_EXPIRED = "session_expired"  # error code of the event that ends a session at its maximum length
 DATA_CHANNEL_LABEL = "oai-events"
 
+# Latency metric names the client measures and sends in a payload's `byName` (sandra_tui/call:
+# connection.py, session.py, supervisor.py). The backend keeps a Prometheus series for each of
+# these; any other name is stored with its payload but counted under OTHER_METRIC, so clients
+# cannot grow the server's label set (a newer client's new name is not a rejected payload).
+LATENCY_METRICS = frozenset({
+    "token_acquisition",      # POST /api/sandra/token
+    "sdp_exchange",           # offer -> answer
+    "ice_connect",            # answer -> ICE/DTLS connected
+    "time_to_first_audio",    # connected -> first audio from Sandra
+    "response_latency",       # end of the caller's speech -> Sandra's first audio
+    "text_response_latency",  # a typed message sent -> Sandra's first reply
+    "reconnect_total",        # drop -> connected again
+})
+OTHER_METRIC = "other"
+
 
 class IceServer(TypedDict):
     urls: list[str]

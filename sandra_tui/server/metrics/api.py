@@ -1,7 +1,13 @@
-"""`/api/sandra/metrics` (POST, GET), CORS, rate limits, `/metrics` (Prometheus), `/healthz`."""
+"""`/api/sandra/metrics` (POST, GET), CORS, rate limits, `/metrics` (Prometheus), `/healthz`.
+
+Prometheus labels are bounded: a metric name outside LATENCY_METRICS (protocol/realtime.py) is
+counted under "other", so `/metrics` stays a few KB whatever clients send; it is rendered on a
+worker thread all the same (prometheus_client locks its metrics), never on the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -12,8 +18,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from sandra_tui.protocol.realtime import LATENCY_METRICS, OTHER_METRIC
+from sandra_tui.server.hygiene import read_body
 from sandra_tui.server.metrics.ratelimit import SlidingWindowLimiter
-from sandra_tui.server.metrics.storage import Row, Storage
+from sandra_tui.server.metrics.storage import Row, Storage, StorageError
 from sandra_tui.server.metrics.validate import MAX_BODY_BYTES, SESSION_ID, PayloadError, parse_payload
 
 log = logging.getLogger("sandra_tui.server.metrics")
@@ -38,9 +46,13 @@ class Prom:
         self.active_calls = Gauge("sandra_active_calls", "Calls in progress", registry=r)
         self.reconnects = Counter("sandra_reconnects", "Token requests made for a reconnection", registry=r)
         self.drops = Counter("sandra_call_drops", "Calls that ended without a hang-up", registry=r)
+        self.storage_recovered = Gauge("sandra_storage_recovered", "1 when a damaged database was moved aside at start",
+                                       registry=r)
 
     def observe(self, payload: dict) -> None:
         for name, stats in payload.get("byName", {}).items():
+            if name not in LATENCY_METRICS:
+                name = OTHER_METRIC
             if stats["count"]:
                 self.latency.labels(name).observe(stats["avg"])
                 self.last_avg.labels(name).set(stats["avg"])
@@ -59,6 +71,7 @@ class MetricsSettings:
     global_per_min: int = 200_000
     cors_origins: set[str] = field(default_factory=set)
     admin_token: str | None = None  # may read any session (operators' dashboards)
+    body_timeout_s: float = 10.0
 
 
 def _json_error(status: int, message: str, code: str, headers: dict | None = None) -> web.Response:
@@ -96,7 +109,14 @@ class MetricsApi:
         app.on_cleanup.append(self._stop)
 
     async def _start(self, app: web.Application) -> None:
-        await self.storage.start()
+        try:
+            await self.storage.start()
+        except StorageError as exc:
+            log.error("%s", exc)
+            # one line and exit status 1, not a traceback (serve has nothing to do without storage)
+            raise SystemExit(f"sandra-tui serve: {exc}") from None
+        if self.storage.recovered:
+            self.prom.storage_recovered.set(1)
 
     async def _stop(self, app: web.Application) -> None:
         await self.storage.close()
@@ -174,13 +194,11 @@ class MetricsApi:
         if request.content_type != "application/json":
             self.prom.payloads.labels("rejected").inc()
             return _json_error(415, "Content-Type must be application/json", "unsupported_media_type")
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        try:  # the whole body, however it was segmented or chunked
+            raw = await read_body(request, MAX_BODY_BYTES, self.settings.body_timeout_s)
+        except web.HTTPException:
             self.prom.payloads.labels("rejected").inc()
-            return _json_error(413, f"body larger than {MAX_BODY_BYTES} bytes", "payload_too_large")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            self.prom.payloads.labels("rejected").inc()
-            return _json_error(413, f"body larger than {MAX_BODY_BYTES} bytes", "payload_too_large")
+            raise
         try:
             payload = parse_payload(raw)
         except PayloadError as exc:
@@ -229,7 +247,7 @@ class MetricsApi:
         return web.json_response({"sessionId": session_id, "payloads": payloads})
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.prom.registry)
+        body = await asyncio.to_thread(generate_latest, self.prom.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -237,4 +255,7 @@ class MetricsApi:
             version = await self.storage.schema_version()
         except Exception as exc:  # noqa: BLE001
             return web.json_response({"status": "unhealthy", "storage": str(exc)}, status=503)
-        return web.json_response({"status": "ok", "storage": self.storage.kind, "schema_version": version})
+        reply = {"status": "ok", "storage": self.storage.kind, "schema_version": version}
+        if self.storage.recovered:
+            reply["storage_recovered"] = self.storage.recovered  # still serving, on a fresh database
+        return web.json_response(reply)

@@ -3,6 +3,15 @@
 Writes go through one writer that groups concurrent inserts into a single transaction (group
 commit): a request is acknowledged only after the commit that holds it, so an accepted payload
 survives a crash, and one fsync serves many requests.
+
+Payload ids are unique per session (schema 2): another session's ids never make a payload a
+"duplicate". `sessions` records client-named sessions as they are first claimed (see
+`claim_session`), so that a second client naming the same session is not handed it.
+
+SQLite is checked at start (`PRAGMA quick_check`): a damaged file is moved aside
+(`<name>.corrupt-<timestamp>`, with its -wal/-shm) and a fresh one created, with one log line;
+`recovered` then says so (shown by /healthz). A file that cannot be opened at all raises
+StorageError with a one-line message.
 """
 
 from __future__ import annotations
@@ -53,7 +62,33 @@ MIGRATIONS: list[dict[str, list[str]]] = [
         ],
     },
 ]
+MIGRATIONS.append({
+    "sqlite": [
+        "DROP INDEX IF EXISTS latency_payload_id",
+        "CREATE UNIQUE INDEX IF NOT EXISTS latency_session_payload_id ON latency_payloads (session_id, payload_id)",
+        "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, created_at REAL NOT NULL)",
+    ],
+    "postgres": [
+        "DROP INDEX IF EXISTS latency_payload_id",
+        "CREATE UNIQUE INDEX IF NOT EXISTS latency_session_payload_id ON latency_payloads (session_id, payload_id)",
+        "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL)",
+    ],
+})
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StorageError(RuntimeError):
+    """The database cannot be used at all (one line, for the operator)."""
+
+
+def _bodies(rows) -> list[dict]:
+    out = []
+    for (body,) in rows:
+        try:
+            out.append(json.loads(body))
+        except ValueError:  # a damaged row is left out, not a 500 for the whole session
+            log.warning("a stored payload is not valid JSON; left out")
+    return out
 
 
 @dataclass
@@ -81,6 +116,7 @@ class Storage:
         self._queue: asyncio.Queue[tuple[Row, asyncio.Future]] | None = None
         self._writer: asyncio.Task | None = None
         self.stored = 0
+        self.recovered: dict | None = None  # set when a damaged database was replaced at start
 
     async def start(self) -> None:
         await self._open()
@@ -131,6 +167,9 @@ class Storage:
     async def _write(self, rows: list[Row]) -> list[bool]: ...
     async def recent(self, session_id: str, limit: int) -> list[dict]: ...
     async def schema_version(self) -> int: ...
+    async def claim_session(self, session_id: str) -> bool:
+        """Record a client-named session; False when someone claimed it before."""
+        ...
 
 
 INSERT_COLUMNS = ("session_id, payload_id, received_at, client_ts, count, avg_ms, min_ms, max_ms, "
@@ -151,10 +190,42 @@ class SqliteStorage(Storage):
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
+        try:
+            self._conn = self._open_checked()
+            return
+        except sqlite3.OperationalError as exc:  # cannot open (permissions, a directory, no space)
+            raise StorageError(f"cannot open the metrics database {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # not a database, or damaged pages
+            reason = str(exc)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        moved = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                src.replace(Path(str(moved) + suffix))
+        log.error("metrics database %s is damaged (%s): moved aside to %s, starting a fresh one",
+                  self.path, reason[:200], moved.name)
+        self.recovered = {"reason": reason[:200], "moved_to": str(moved), "at": stamp}
+        try:
+            self._conn = self._open_checked()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot create a fresh metrics database {self.path}: {exc}") from None
+
+    def _open_checked(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            return self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # an acknowledged row is on disk
         conn.execute("PRAGMA busy_timeout=5000")
+        check = conn.execute("PRAGMA quick_check").fetchall()
+        if check != [("ok",)]:
+            raise sqlite3.DatabaseError("quick_check: " + "; ".join(str(r[0]) for r in check[:3]))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
         for version, steps in enumerate(MIGRATIONS[current:], start=current + 1):
@@ -163,7 +234,7 @@ class SqliteStorage(Storage):
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             conn.execute("COMMIT")
-        self._conn = conn
+        return conn
 
     async def _close(self) -> None:
         if self._conn is not None:
@@ -196,9 +267,18 @@ class SqliteStorage(Storage):
                 rows = self._conn.execute(
                     "SELECT body FROM latency_payloads WHERE session_id = ? "
                     "ORDER BY received_at DESC, id DESC LIMIT ?", (session_id, limit)).fetchall()
-            return [json.loads(r[0]) for r in rows]
+            return _bodies(rows)
 
         return await asyncio.to_thread(query)
+
+    async def claim_session(self, session_id: str) -> bool:
+        def claim() -> bool:
+            with self._lock:
+                cur = self._conn.execute("INSERT OR IGNORE INTO sessions (session_id, created_at) VALUES (?, ?)",
+                                         (session_id, time.time()))
+                return cur.rowcount == 1
+
+        return await asyncio.to_thread(claim)
 
     async def schema_version(self) -> int:
         def query() -> int:
@@ -225,7 +305,13 @@ class PostgresStorage(Storage):
         except ImportError:
             raise RuntimeError("PostgreSQL storage needs asyncpg: pip install 'sandra-tui[postgres]'") from None
 
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
+        try:
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            from sandra_tui import secrets
+
+            secrets.register(self.dsn)
+            raise StorageError(f"cannot open the PostgreSQL database: {secrets.redact(str(exc))[:200]}") from None
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self.LOCK_ID)
@@ -244,7 +330,7 @@ class PostgresStorage(Storage):
     async def _write(self, rows: list[Row]) -> list[bool]:
         placeholders = ",".join(f"${i}" for i in range(1, 12))
         sql = (f"INSERT INTO latency_payloads ({INSERT_COLUMNS}) VALUES ({placeholders}) "
-               "ON CONFLICT (payload_id) DO NOTHING RETURNING id")
+               "ON CONFLICT (session_id, payload_id) DO NOTHING RETURNING id")
         out = []
         async with self._pool.acquire() as conn:
             async with conn.transaction():
@@ -257,7 +343,13 @@ class PostgresStorage(Storage):
             rows = await conn.fetch(
                 "SELECT body FROM latency_payloads WHERE session_id = $1 "
                 "ORDER BY received_at DESC, id DESC LIMIT $2", session_id, limit)
-        return [json.loads(r["body"]) for r in rows]
+        return _bodies((r["body"],) for r in rows)
+
+    async def claim_session(self, session_id: str) -> bool:
+        async with self._pool.acquire() as conn:
+            return await conn.fetchval("INSERT INTO sessions (session_id, created_at) VALUES ($1, $2) "
+                                       "ON CONFLICT (session_id) DO NOTHING RETURNING 1", session_id,
+                                       time.time()) is not None
 
     async def schema_version(self) -> int:
         async with self._pool.acquire() as conn:
