@@ -3,13 +3,15 @@
 Routes (shapes in sandra_tui/protocol/realtime.py)
 - POST /api/sandra/token -> {"value", "expires_at", "realtime_url", "model", "ice_servers", "session_id"}
   (+ "notice" when the model is near or past its shutdown date)
-  Body (optional JSON): {"session_id": "<the client's call id>", "reconnect": bool}. The key is
-  short-lived; `realtime_url` is where the client posts its SDP offer with `Authorization:
+  Body (optional JSON): {"session_id": "<the client's call id>", "reconnect": bool}. A session
+  belongs to whoever first named it: to resume one, send its previous key (`Authorization:
+  Bearer`, accepted within the metrics grace period); otherwise the reply names a new session
+  (see _session_for). The key is short-lived; `realtime_url` is where the client posts its SDP offer with `Authorization:
   Bearer <value>`. `ice_servers` holds TURN REST credentials when SANDRA_TURN_SECRET is set,
   and is [] otherwise. Per client address: at most `tokens_per_min_per_client` keys a minute.
 - POST /v1/realtime/calls: Bearer key, application/sdp offer in, 201 + answer SDP +
   `Location: /v1/realtime/calls/{call_id}` out. Local agent: at most `max_calls_per_client` calls
-  at once. `--upstream openai` (relay): the offer goes to OpenAI with the server's key and the
+  at once, and one live call per key (409 for a second offer with the same key). `--upstream openai` (relay): the offer goes to OpenAI with the server's key and the
   session policy; the call id is OpenAI's plus a tag binding it to the caller's session, so any
   replica can relay the hang-up.
 - POST /v1/realtime/calls/{call_id}/hangup (same key), POST /v1/realtime/client_secrets (a local
@@ -19,7 +21,11 @@ Routes (shapes in sandra_tui/protocol/realtime.py)
   With --faults and SANDRA_TEST_PAGES=<dir>, GET /_test/{name} serves that dir's files (a
   same-origin page for browser tests).
 
-Every error is `{"error": {"message", "type", "code"}}`; bodies over 64 KiB get 413.
+Every error is `{"error": {"message", "type", "code"}}`; bodies over 64 KiB get 413, JSON
+nested deeper than 32 levels 400, a body not complete within --body-timeout 408. Connection
+hygiene (header timeout, per-address connection cap, accept errors): server/hygiene.py. Behind
+a reverse proxy, SANDRA_TRUSTED_PROXIES says whose X-Forwarded-For / Forwarded to believe
+(server/proxies.py).
 """
 
 from __future__ import annotations
@@ -27,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -40,6 +45,7 @@ from aiohttp import web
 from sandra_tui import secrets
 from sandra_tui.shims import aioice as aioice_shim
 from sandra_tui.protocol.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
+from sandra_tui.server import hygiene, proxies
 from sandra_tui.server.calls import CallError, CallRegistry
 from sandra_tui.server.errors import ErrorLog, json_error, json_errors
 from sandra_tui.server.faults import Faults
@@ -48,7 +54,7 @@ from sandra_tui.server.metrics.ratelimit import SlidingWindowLimiter
 from sandra_tui.server.metrics.storage import open_storage
 from sandra_tui.server.settings import ServerSettings
 from sandra_tui.server import upstream_openai as upstream
-from sandra_tui.server.tokens import TokenStore, load_or_create_secret
+from sandra_tui.server.tokens import SESSION_ID, TokenStore, load_or_create_secret
 from sandra_tui.server.upstream_openai import UpstreamError, mint_client_secret
 
 log = logging.getLogger("sandra_tui.server")
@@ -62,6 +68,8 @@ METRICS = web.AppKey("metrics", MetricsApi)
 TOKEN_LIMITER = web.AppKey("token_limiter", SlidingWindowLimiter)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 MODEL_STATUS = web.AppKey("model_status", dict)  # {"id", "shutdown_date", "notice"}
+GUARD = web.AppKey("connection_guard", hygiene.ConnectionGuard)
+EVENTS = web.AppKey("events", hygiene.RateLimitedLog)  # accept errors, refused connections
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -72,10 +80,8 @@ def _bearer(request: web.Request) -> str | None:
 
 
 def _is_loopback(request: web.Request) -> bool:
-    try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        return False
+    """The real client is on this machine (not a remote client through a local proxy)."""
+    return proxies.is_local(request, request.app[SETTINGS].trusted_proxies)
 
 
 def _bad_json(message: str) -> web.HTTPBadRequest:
@@ -87,16 +93,37 @@ def _bad_json(message: str) -> web.HTTPBadRequest:
 async def _json_body(request: web.Request) -> dict:
     if not request.can_read_body:
         return {}
-    raw = await request.read()
+    s = request.app[SETTINGS]
+    raw = await hygiene.read_body(request, s.max_body_bytes, s.body_timeout_s)
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise _bad_json("invalid JSON body") from None
+        data = hygiene.loads(raw)
+    except ValueError as exc:
+        raise _bad_json(f"invalid JSON body: {str(exc)[:100]}") from None
     if not isinstance(data, dict):
         raise _bad_json("the body must be a JSON object")
     return data
+
+
+async def _session_for(request: web.Request, wanted: str | None) -> str | None:
+    """The session this token request may have: `wanted` when the caller proves it (a key of
+    that session, expired or not, within the grace period), or when nobody named it before
+    (claimed in storage, so replicas sharing PostgreSQL agree); None means a new session."""
+    if wanted is None or not SESSION_ID.match(wanted):
+        return None
+    proof = request.app[TOKENS].session_of(_bearer(request))
+    if proof is not None and hmac.compare_digest(proof.encode(), wanted.encode()):
+        return wanted
+    if not wanted.startswith("sess_"):  # ids we named are only ever resumed with their key
+        try:
+            if await request.app[METRICS].storage.claim_session(wanted):
+                return wanted
+        except Exception as exc:  # noqa: BLE001 - without storage, no claim: a new session
+            log.warning("could not record session %s: %s", wanted, exc)
+            return None
+    log.info("token request from %s for session %s without its key: a new session", request.remote, wanted)
+    return None
 
 
 async def token(request: web.Request) -> web.Response:
@@ -112,6 +139,7 @@ async def token(request: web.Request) -> web.Response:
         return json_error(status, f"injected fault: the token endpoint answers {status}", code, headers)
     body = await _json_body(request)
     wanted = body.get("session_id") if isinstance(body.get("session_id"), str) else None
+    wanted = await _session_for(request, wanted)
     reconnect = body.get("reconnect") is True
     if s.upstream == "openai" and s.openai_mode == "mint":
         if not s.openai_api_key:
@@ -151,7 +179,8 @@ async def create_call(request: web.Request) -> web.Response:
         return json_error(401, "missing, invalid or expired key", "invalid_api_key")
     if request.content_type != "application/sdp":
         return json_error(415, "Content-Type must be application/sdp", "unsupported_media_type")
-    raw = await request.read()
+    s = request.app[SETTINGS]
+    raw = await hygiene.read_body(request, s.max_body_bytes, s.body_timeout_s)
     try:
         offer = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -321,8 +350,11 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     aioice_shim.install()  # a client hanging up in the last ms of ICE would leak a consent task here
     secrets.register(s.openai_api_key)  # masked in every log line, should one ever carry it
     secrets.register(s.turn_secret)
-    app = web.Application(client_max_size=s.max_body_bytes,
-                          middlewares=[json_errors(ErrorLog(log)), _health_model])
+    app = web.Application(client_max_size=s.max_body_bytes, handler_args=hygiene.handler_args(s.header_timeout_s),
+                          middlewares=[proxies.middleware(s.trusted_proxies), json_errors(ErrorLog(log)),
+                                       _health_model])
+    app[EVENTS] = hygiene.RateLimitedLog(log)
+    app[GUARD] = hygiene.ConnectionGuard(s.max_connections_per_address, app[EVENTS], exempt=s.trusted_proxies)
     app[SETTINGS] = s
     app[FAULTS] = Faults(agent_mode=s.agent_mode)
     secret = s.secret or load_or_create_secret(s.data_dir)
@@ -338,7 +370,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     metrics = MetricsApi(storage, app[TOKENS].session_of,
                          MetricsSettings(per_client_per_min=s.metrics_per_client_per_min,
                                          global_per_min=s.metrics_global_per_min,
-                                         cors_origins=s.cors_origins, admin_token=s.metrics_admin_token), prom)
+                                         cors_origins=s.cors_origins, admin_token=s.metrics_admin_token,
+                                         body_timeout_s=s.body_timeout_s), prom)
     app[METRICS] = metrics
     metrics.install(app)
     app.router.add_post(TOKEN_PATH, token)
@@ -352,7 +385,12 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         if os.environ.get("SANDRA_TEST_PAGES"):
             app.router.add_static("/_test", Path(os.environ["SANDRA_TEST_PAGES"]))
 
+    loop_handler = {}
+
     async def startup(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        loop_handler["previous"] = loop.get_exception_handler()
+        loop.set_exception_handler(hygiene.loop_error_handler(app[EVENTS], loop_handler["previous"]))
         app[HTTP] = aiohttp.ClientSession()
         app[CALLS].start_reaper()
         if s.upstream == "openai" and s.openai_api_key:
@@ -361,6 +399,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     async def cleanup(app: web.Application) -> None:
         await app[CALLS].close()
         await app[HTTP].close()
+        if "previous" in loop_handler:
+            asyncio.get_running_loop().set_exception_handler(loop_handler.pop("previous"))
 
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)

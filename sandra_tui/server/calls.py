@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import hashlib
 import re
 import secrets
 import time
@@ -37,6 +38,17 @@ class Call:
     hung_up: bool = False
 
 
+def new_call_id() -> str:
+    """The id in `Location: /v1/realtime/calls/{id}` (one place, should it come to name the replica)."""
+    return "rtc_" + secrets.token_hex(12)
+
+
+def _key_id(key: str) -> str:
+    """Calls are looked up by a digest of their key, never by the key itself (no secret as a
+    dict key whose lookup time depends on it)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 class CallError(Exception):
     def __init__(self, status: int, message: str, code: str) -> None:
         super().__init__(message)
@@ -62,6 +74,7 @@ class CallRegistry:
         self.max_per_client = max_per_client
         self.max_calls = max_calls
         self._opening: dict[str, int] = {}  # calls being answered, per client (they count too)
+        self._keys: set[str] = set()  # _key_id of every key with a call live or being answered
         self.idle_timeout_s = idle_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.session_max_s = session_max_s
@@ -74,20 +87,30 @@ class CallRegistry:
         return sum(1 for c in self.calls.values() if c.client == client) + self._opening.get(client, 0)
 
     async def answer(self, offer_sdp: str, key: str, client: str, session_id: str = "") -> tuple[str, str]:
+        key_id = _key_id(key)
+        if key_id in self._keys:  # one live call per key: a reused key cannot hoard call slots
+            raise CallError(409, "this key is already in a live call; get a new key for another call",
+                            "call_in_progress")
         if self.per_client(client) >= self.max_per_client:
             raise CallError(429, f"at most {self.max_per_client} concurrent calls per client", "too_many_calls")
         if len(self.calls) + sum(self._opening.values()) >= self.max_calls:
             raise CallError(503, f"the server is at its limit of {self.max_calls} calls", "server_busy")
         self._opening[client] = self._opening.get(client, 0) + 1
+        self._keys.add(key_id)
+        answered = False
         try:
-            return await self._answer(offer_sdp, key, client, session_id)
+            out = await self._answer(offer_sdp, key, client, session_id)
+            answered = True
+            return out
         finally:
+            if not answered or out[0] not in self.calls:  # failed, or ended already
+                self._keys.discard(key_id)
             self._opening[client] -= 1
             if not self._opening[client]:
                 del self._opening[client]
 
     async def _answer(self, offer_sdp: str, key: str, client: str, session_id: str) -> tuple[str, str]:
-        call_id = "rtc_" + secrets.token_hex(12)
+        call_id = new_call_id()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         agent = LocalAgentCall(call_id, self.faults, self.model, self.voice)
         call = Call(call_id, key, client, pc, agent, session_id)
@@ -152,6 +175,7 @@ class CallRegistry:
         if call is None or call.ended:
             return False
         call.ended = True
+        self._keys.discard(_key_id(call.key))
         if call.expiry is not None and call.expiry is not asyncio.current_task():
             call.expiry.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -53,6 +53,11 @@ class ServerSettings:
     connect_timeout_s: float = 10.0  # an answered call not connected by then is dropped
     metrics_per_client_per_min: int = 1000  # the guide's limit, per key and per address
     metrics_global_per_min: int = 200_000
+    # connection hygiene (server/hygiene.py)
+    header_timeout_s: float = 10.0  # a request head must be complete by then (and idle keep-alive ends)
+    body_timeout_s: float = 10.0  # a request body must be complete by then
+    max_connections_per_address: int = 64
+    trusted_proxies: list = field(default_factory=list)  # SANDRA_TRUSTED_PROXIES: networks (server/proxies.py)
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "ServerSettings":
@@ -90,6 +95,18 @@ class ServerSettings:
             s.metrics_per_client_per_min = int(env["SANDRA_METRICS_RATE_PER_MIN"])
         if env.get("SANDRA_METRICS_GLOBAL_PER_MIN"):
             s.metrics_global_per_min = int(env["SANDRA_METRICS_GLOBAL_PER_MIN"])
+        if env.get("SANDRA_TRUSTED_PROXIES"):
+            from sandra_tui.server.proxies import parse_networks
+
+            s.trusted_proxies = parse_networks(env["SANDRA_TRUSTED_PROXIES"])
+        for name, attr in (("SANDRA_HEADER_TIMEOUT_S", "header_timeout_s"), ("SANDRA_BODY_TIMEOUT_S", "body_timeout_s")):
+            if env.get(name):
+                try:
+                    setattr(s, attr, float(env[name]))
+                except ValueError:
+                    raise ValueError(f"{name} must be a number of seconds") from None
+        if env.get("SANDRA_MAX_CONNECTIONS_PER_ADDRESS"):
+            s.max_connections_per_address = int(env["SANDRA_MAX_CONNECTIONS_PER_ADDRESS"])
         if env.get("SANDRA_DATA_DIR"):
             s.data_dir = Path(env["SANDRA_DATA_DIR"])
         return s
@@ -116,6 +133,10 @@ class ServerSettings:
         for name, value in (("SANDRA_SECRET", self.secret), ("SANDRA_SECRET_PREVIOUS", self.secret_previous)):
             if value is not None and len(value) < 16:
                 out.append(f"{name} must be at least 16 characters")
+        if not (0.5 <= self.header_timeout_s <= 3600 and 0.5 <= self.body_timeout_s <= 3600):
+            out.append("the header and body timeouts must be 0.5 to 3600 s")
+        if self.max_connections_per_address < 1:
+            out.append("SANDRA_MAX_CONNECTIONS_PER_ADDRESS must be at least 1")
         if self.session_max_s is not None and not self.session_max_s > 0:
             out.append("--session-max-s must be more than 0")
         if self.upstream == "openai" and not self.openai_api_key:
