@@ -2,6 +2,11 @@
 
 Once listening, the base URL (e.g. `http://127.0.0.1:8750`) is written to --ready-file
 (atomically; removed again on exit), so launchers and tests can wait for it.
+
+Started as the TUI's embedded agent (SANDRA_AGENT_PARENT holds the client's pid, see
+call/embedded.py), it also follows its parent: PR_SET_PDEATHSIG delivers SIGTERM when the
+parent goes, and the end of stdin (a pipe only the parent writes to) is a stop as well; SIGHUP
+too. Every stop closes the open calls and exits 0 within SHUTDOWN_S.
 """
 
 from __future__ import annotations
@@ -9,9 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +30,63 @@ from sandra_tui.heap import freeze_long_lived
 from sandra_tui.protocol.loopback import is_loopback_host, pin_host_candidates_to_loopback
 
 log = logging.getLogger("sandra_tui.server")
+
+AGENT_PARENT_ENV = "SANDRA_AGENT_PARENT"  # the same name as call/embedded.py (which imports no server code)
+PR_SET_PDEATHSIG = 1
+CLEANUP_S = 5.0  # closing the calls (each a peer connection close and a log line)
+SHUTDOWN_S = 8.0  # from the stop to the exit, whatever hangs: the process ends by then
+
+
+def follow_parent(env=os.environ) -> bool:
+    """As an embedded agent, die with the parent. Returns whether we have one."""
+    parent = env.pop(AGENT_PARENT_ENV, None)  # not inherited further
+    if not parent:
+        return False
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+                log.warning("PR_SET_PDEATHSIG failed: errno %d", ctypes.get_errno())
+    # The parent may have died before the prctl (during our imports): then nobody will tell us.
+    if str(os.getppid()) != parent:
+        log.warning("the parent %s is gone before start-up; exiting", parent)
+        raise SystemExit(0)
+    return True
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop) -> bool:
+    """Stop at EOF (or an error) on stdin, the pipe the parent holds open."""
+    fd = sys.stdin.fileno() if sys.stdin is not None else 0
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop("stdin closed")
+
+    try:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable)
+    except (OSError, ValueError, PermissionError):  # not pollable (e.g. a regular file): PDEATHSIG only
+        return False
+    return True
+
+
+def _exit_deadline(seconds: float) -> None:
+    """Whatever the shutdown is stuck on, the process ends `seconds` from now, with 0."""
+    def force() -> None:
+        log.error("shutdown took over %.0fs; exiting now", seconds)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
 
 
 def settings_from_args(args: argparse.Namespace, env=None):
@@ -43,9 +108,24 @@ def settings_from_args(args: argparse.Namespace, env=None):
     return s
 
 
-async def serve(args: argparse.Namespace, started: float) -> int:
-    from sandra_tui.server.app import create_app
+async def serve(args: argparse.Namespace, started: float, embedded: bool = False) -> int:
+    from sandra_tui.server.app import CALLS, create_app
 
+    # Stops are taken from the first moment: a SIGTERM during start-up still ends in a clean exit 0.
+    stopped = asyncio.Event()
+    why: list[str] = []
+    loop = asyncio.get_running_loop()
+
+    def stop(reason: str) -> None:
+        if not why:
+            why.append(reason)
+            _exit_deadline(SHUTDOWN_S)
+        stopped.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if embedded else ()):
+        loop.add_signal_handler(sig, stop, signal.Signals(sig).name)
+    if embedded and not _watch_stdin(loop, stop):
+        log.warning("stdin cannot be watched; relying on the parent-death signal")
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
@@ -84,15 +164,14 @@ async def serve(args: argparse.Namespace, started: float) -> int:
     log.warning("serving on %s (upstream %s%s%s) after %.2fs", url, settings.upstream,
                 ", faults on" if settings.faults else "",
                 ", echo agent" if settings.agent_mode == "echo" else "", time.monotonic() - started)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
-        log.warning("shutting down")
+        await stopped.wait()
+        log.warning("shutting down (%s), closing %d call(s)", why[0] if why else "?", len(app[CALLS].calls))
     finally:
-        await runner.cleanup()
+        try:
+            await asyncio.wait_for(runner.cleanup(), CLEANUP_S)
+        except TimeoutError:
+            log.error("closing the calls took over %.0fs; exiting anyway", CLEANUP_S)
         if ready is not None:
             with contextlib.suppress(OSError):
                 if ready.read_text().strip() == url:
@@ -102,9 +181,10 @@ async def serve(args: argparse.Namespace, started: float) -> int:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    embedded = follow_parent()
     if not 0 <= args.port <= 65535:
         print("sandra-tui serve: --port must be 0-65535", file=sys.stderr)
         return 2
     if logging.getLogger().level > logging.INFO:
         logging.getLogger("sandra_tui.server").setLevel(logging.INFO)  # one line per call and per error
-    return asyncio.run(serve(args, started))
+    return asyncio.run(serve(args, started, embedded))
