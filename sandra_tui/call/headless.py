@@ -1,6 +1,13 @@
 """`sandra-tui call --headless`: a call with no UI, one JSON object per line per event.
 
-Exit codes: 0 clean hang-up, 1 the call failed, 2 bad arguments or set-up.
+Exit codes:
+  0  the call connected, then ended by a hang-up (either side), SIGINT/SIGTERM/SIGHUP,
+     `--duration`, or the reader of stdout going away (`| head -2`);
+  1  the call failed, or never connected (however it ended);
+  2  bad arguments or set-up (e.g. a missing --mic-file).
+
+A broken stdout stops the printing and hangs up like a signal: no traceback. Whatever ends the
+call, the call is hung up and closed (the embedded agent with it) before the exit.
 """
 
 from __future__ import annotations
@@ -8,13 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
+import logging
+import os
 import signal
 import sys
 import time
 
 from sandra_tui.call.events import AudioLevels, CallState, Event, StateChanged
 from sandra_tui.heap import freeze_long_lived
+
+log = logging.getLogger("sandra_tui.call")
 
 
 def build_audio(args: argparse.Namespace, config):
@@ -43,10 +55,14 @@ def build_audio(args: argparse.Namespace, config):
 
 
 class JsonLines:
-    def __init__(self, out=sys.stdout, levels: bool = False) -> None:
-        self.out = out
+    """Prints events; when the reader goes away (EPIPE), stops printing and calls `on_broken`."""
+
+    def __init__(self, out=None, levels: bool = False) -> None:
+        self.out = out if out is not None else sys.stdout
         self.start = time.monotonic()
         self.levels = levels
+        self.broken = False
+        self.on_broken = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, AudioLevels) and not self.levels:
@@ -54,9 +70,33 @@ class JsonLines:
         self.raw(event.to_dict())
 
     def raw(self, data: dict) -> None:
+        if self.broken:
+            return
         record = {"t": round(time.monotonic() - self.start, 3), **data}
-        self.out.write(json.dumps(record) + "\n")
-        self.out.flush()
+        try:
+            self.out.write(json.dumps(record) + "\n")
+            self.out.flush()
+        except BrokenPipeError as exc:
+            self._broke(exc)
+        except ValueError as exc:  # "I/O operation on a closed file"
+            if not getattr(self.out, "closed", False):
+                raise
+            self._broke(exc)
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EIO):
+                raise
+            self._broke(exc)
+
+    def _broke(self, exc: Exception) -> None:
+        self.broken = True
+        log.info("stdout is gone (%s): hanging up", exc)
+        # What is still buffered would fail again at the interpreter's exit: send it nowhere.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.out.fileno())
+            os.close(devnull)
+        if self.on_broken is not None:
+            self.on_broken()
 
 
 async def run_call(args: argparse.Namespace, config, printer) -> int:
@@ -71,33 +111,41 @@ async def run_call(args: argparse.Namespace, config, printer) -> int:
     from sandra_tui.call.telemetry_link import attach_telemetry
 
     controller = CallController(config, audio=audio, probe=make_probe())
-    controller.subscribe(printer)
-    if getattr(args, "trace_audio", False):
-        from sandra_tui.audio.trace import EdgeTrace
-
-        loop = asyncio.get_running_loop()
-        audio.set_trace(EdgeTrace(on_edge=lambda stage, t: loop.call_soon_threadsafe(
-            printer.raw, {"event": "trace", "stage": stage, "mono": round(t, 6)})))
-    uploader = attach_telemetry(controller)
+    uploader = None
     connected = asyncio.Event()
     done = asyncio.Event()
-
-    def watch(event: Event) -> None:
-        if isinstance(event, StateChanged):
-            if event.state == CallState.CONNECTED:
-                connected.set()
-            elif event.state in (CallState.FAILED, CallState.ENDED):
-                done.set()
-
-    controller.subscribe(watch)
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second one: stop waiting for the teardown (atexit still kills the agent)
+            raise SystemExit(1)
+        stop.set()
+
+    for sig in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    freeze_long_lived()  # see sandra_tui/heap.py
-    await controller.start()
+            loop.add_signal_handler(sig, on_signal)
     try:
+        printer.on_broken = stop.set
+        controller.subscribe(printer)
+        if getattr(args, "trace_audio", False):
+            from sandra_tui.audio.trace import EdgeTrace
+
+            audio.set_trace(EdgeTrace(on_edge=lambda stage, t: loop.call_soon_threadsafe(
+                printer.raw, {"event": "trace", "stage": stage, "mono": round(t, 6)})))
+        uploader = attach_telemetry(controller)
+
+        def watch(event: Event) -> None:
+            if isinstance(event, StateChanged):
+                if event.state == CallState.CONNECTED:
+                    connected.set()
+                elif event.state in (CallState.FAILED, CallState.ENDED):
+                    done.set()
+
+        controller.subscribe(watch)
+        freeze_long_lived()  # see sandra_tui/heap.py
+        await controller.start()
         waiters = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(stop.wait())]
         if args.say:
             async def say() -> None:
@@ -105,17 +153,28 @@ async def run_call(args: argparse.Namespace, config, printer) -> int:
                 for text in args.say:
                     await controller.send_text(text)
             waiters.append(asyncio.ensure_future(say()))
-        timeout = args.duration if args.duration is not None else None
-        finished, _ = await asyncio.wait(waiters[:2], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for w in waiters:
-            w.cancel()
+        try:
+            await asyncio.wait(waiters[:2], timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
     finally:
         failed = controller.state == CallState.FAILED
-        await controller.hangup()
-        if uploader is not None:
-            await uploader.close(deadline_s=2.0)  # the backend is still up: flush, spool the rest
-        await controller.close()
-    return 1 if failed else 0
+        # Each step runs even when one before it fails: the controller's close (which stops the
+        # embedded agent) is never skipped.
+        for what, step in (("hanging up", controller.hangup),
+                           ("closing telemetry", uploader and (lambda: uploader.close(deadline_s=2.0))),
+                           ("closing the call", controller.close)):
+            if step is None:
+                continue
+            try:
+                await step()  # telemetry: the backend is still up: flush, spool the rest
+            except Exception:  # noqa: BLE001 - the next step must still run
+                log.exception("%s failed", what)
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+    return 1 if failed or not connected.is_set() else 0
 
 
 def run(args: argparse.Namespace) -> int:
