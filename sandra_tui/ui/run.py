@@ -1,9 +1,17 @@
-"""`sandra-tui`: load the config, log to a file (stderr would garble the screen), run the app."""
+"""`sandra-tui`: load the config, log to a file (stderr would garble the screen), run the app.
+
+Every way out closes the call (and so stops the embedded agent): quit, SIGTERM/SIGHUP/SIGINT
+(the first quits as Ctrl+Q does, a second stops waiting), an exception in start-up or in the
+app. Exit status: the app's (0 after a quit, 1 after a crash), 128 + the signal's number when a
+signal ended it. Even a SIGKILL leaves no agent: see call/embedded.py.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +30,7 @@ def run_tui(args: argparse.Namespace) -> int:
     from sandra_tui.logs import RedactingFilter
     from sandra_tui.ui.app import SandraApp
 
+    log = logging.getLogger("sandra_tui.ui")
     log_dir = Path(platformdirs.user_log_dir("sandra-tui"))
     log_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_dir / "sandra-tui.log")
@@ -48,6 +57,21 @@ def run_tui(args: argparse.Namespace) -> int:
     # loop, so a slow repaint never starves the speaker; the app talks to it through OnThread.
     call = CallThread()
     controller = None
+    app = None
+    signalled: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        loop = getattr(app, "_loop", None)  # set once the app is mounted
+        if signalled or loop is None or loop.is_closed():
+            signalled.append(signum)
+            raise SystemExit(128 + signum)  # not (or no longer) running: unwind through the finally below
+        signalled.append(signum)
+        log.warning("%s: quitting", signal.Signals(signum).name)
+        # A signal handler runs between two bytecodes of the main thread, maybe inside the loop:
+        # call_soon_threadsafe is the safe way in; the quit then runs as Ctrl+Q's does.
+        loop.call_soon_threadsafe(lambda: app.call_later(app.action_quit))
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     try:
         # --backend goes to the controller, not into the config: the ICE editor and the device
         # picker save the config, and a one-off flag must not end up in the file.
@@ -63,5 +87,14 @@ def run_tui(args: argparse.Namespace) -> int:
         app.run()
     finally:
         # Quitting closed the call already; closing again is harmless, and covers any other exit.
-        call.stop(cleanup=controller.close if controller is not None else None)
-    return 0
+        try:
+            call.stop(cleanup=controller.close if controller is not None else None)
+        finally:
+            if controller is not None and controller.embedded is not None:
+                controller.embedded.kill()  # the close failed or timed out: do not leave the agent
+            for sig, handler in previous.items():
+                with contextlib.suppress(ValueError, TypeError):
+                    signal.signal(sig, handler)
+    if signalled:
+        return 128 + signalled[0]
+    return app.return_code or 0
