@@ -109,6 +109,30 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): nothing more to say, and the
+        # interpreter's last flush must not fail again (the Python docs' recipe).
+        _silence_stdout()
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, the traceback for the log
+        import logging
+
+        from sandra_tui.secrets import redact
+
+        logging.getLogger("sandra_tui").error("sandra-tui %s failed", args.command, exc_info=True)
+        print(f"sandra-tui {args.command}: internal error: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":
