@@ -532,3 +532,20 @@ def test_an_agent_started_from_a_short_lived_thread_outlives_that_thread(agent_h
     time.sleep(1.0)  # a PDEATHSIG'd agent would be gone by now
     assert agent.running and our_agents() == [agent.pid]
     asyncio.run(agent.stop())
+
+
+@pytest.mark.parametrize("how", ["ctrl+q", "sighup"])
+def test_tui_quit_and_hang_up_stop_the_agent(tmp_path, how):
+    require(shutil.which("script") is not None, "util-linux `script` (a pty for the TUI)")
+    c = Client(tmp_path).tui()
+    assert wait_for(lambda: agents(c.tag)), "the TUI never started its agent"
+    time.sleep(1.0)  # mounted, the call under way
+    if how == "ctrl+q":
+        c.proc.stdin.write(b"\x11")  # `script` passes it through the pty as a key press
+        c.proc.stdin.flush()
+    else:
+        for pid in clients(c.tag):
+            os.kill(pid, signal.SIGHUP)
+    rc, _ = c.finish()
+    assert rc == (0 if how == "ctrl+q" else 128 + signal.SIGHUP)
+    assert c.orphans() == 0
