@@ -18,6 +18,7 @@ import uuid
 
 import aiohttp
 
+from sandra_tui.config import tls
 from sandra_tui.audio.engine import AudioEngine
 from sandra_tui.call.backoff import Backoff
 from sandra_tui.call.connection import Connection, PathDead, open_peer_connections  # noqa: F401 - re-exported
@@ -254,7 +255,7 @@ class CallController:
                 # deadline of its own: a slow start must not spawn a second agent.
                 self._backend = await self._backend_url()
                 if self._http is None:
-                    self._http = aiohttp.ClientSession()
+                    self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(**tls.connector_kwargs()))
             except EmbeddedAgentError as exc:
                 self._emit(ErrorEvent(str(exc), "embedded_agent", fatal=True))
                 self._set_state(CallState.FAILED, reason="embedded_agent")

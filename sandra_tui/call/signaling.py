@@ -78,9 +78,14 @@ async def _error_from(response: aiohttp.ClientResponse, step: str) -> SignalingE
 
 @contextlib.asynccontextmanager
 async def _http_errors(step: str, target: str, timeout_s: float):
-    """Transport failures of one signaling step as SignalingErrors (retryable)."""
+    """Transport failures of one signaling step as SignalingErrors: retryable, but for a
+    certificate that does not verify (a retry would meet the same certificate)."""
     try:
         yield
+    except aiohttp.ClientConnectorCertificateError as exc:
+        why = getattr(exc.certificate_error, "verify_message", "") or str(exc.certificate_error)
+        raise SignalingError("tls_certificate", f"{step}: the TLS certificate of {target} is not trusted: {why} "
+                             f"(a private CA goes in SANDRA_CA_FILE)", retryable=False) from None
     except TimeoutError:
         raise SignalingError("signaling_timeout", f"{step}: no answer from {target} within {timeout_s:g}s") from None
     except aiohttp.ClientError as exc:

@@ -17,6 +17,7 @@ import time
 
 import aiohttp
 
+from sandra_tui.config import tls
 from sandra_tui.telemetry.outbox import Outbox
 from sandra_tui.telemetry.spool import Row
 
@@ -113,7 +114,7 @@ class Worker:
         self._wake.set()
 
     async def _main(self) -> None:
-        self._http = aiohttp.ClientSession()
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(**tls.connector_kwargs()))
         sender = asyncio.create_task(self._send_loop(), name="telemetry-send")
         try:
             await self._close_asked.wait()
