@@ -39,8 +39,10 @@ class Call:
 
 
 def new_call_id() -> str:
-    """The id in `Location: /v1/realtime/calls/{id}` (one place, should it come to name the replica)."""
-    return "rtc_" + secrets.token_hex(12)
+    """The id in `Location: /v1/realtime/calls/{id}`: it names the replica (server/replica.py)."""
+    from sandra_tui.server import replica
+
+    return replica.new_call_id()
 
 
 def _key_id(key: str) -> str:

@@ -58,6 +58,7 @@ class ServerSettings:
     body_timeout_s: float = 10.0  # a request body must be complete by then
     max_connections_per_address: int = 64
     trusted_proxies: list = field(default_factory=list)  # SANDRA_TRUSTED_PROXIES: networks (server/proxies.py)
+    replica_id: str | None = None  # SANDRA_REPLICA_ID: named in call ids, for the proxy (server/replica.py)
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "ServerSettings":
@@ -109,6 +110,9 @@ class ServerSettings:
             s.max_connections_per_address = int(env["SANDRA_MAX_CONNECTIONS_PER_ADDRESS"])
         if env.get("SANDRA_DATA_DIR"):
             s.data_dir = Path(env["SANDRA_DATA_DIR"])
+        from sandra_tui.server.replica import replica_id
+
+        s.replica_id = replica_id(env)  # a bad one stops serve at start, not at the first call
         return s
 
     def problems(self) -> list[str]:
