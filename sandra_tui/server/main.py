@@ -110,6 +110,7 @@ def settings_from_args(args: argparse.Namespace, env=None):
 
 async def serve(args: argparse.Namespace, started: float, embedded: bool = False) -> int:
     from sandra_tui.server.app import CALLS, create_app
+    from sandra_tui.server.hygiene import start_site
 
     # Stops are taken from the first moment: a SIGTERM during start-up still ends in a clean exit 0.
     stopped = asyncio.Event()
@@ -143,17 +144,14 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
     elif settings.faults:
         print("sandra-tui serve: note: the fault endpoint still answers loopback clients only", file=sys.stderr)
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
     try:
-        await site.start()
+        # The connection guard (per-address cap, header and body timeouts) sits on the server.
+        runner, _site = await start_site(app, settings.host, settings.port, access_log=None, handle_signals=False)
     except OSError as exc:
-        await runner.cleanup()
         print(f"sandra-tui serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
     freeze_long_lived()  # the agent's media shares this loop: no 100 ms collector pauses mid-call
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{port}"
     ready = Path(args.ready_file) if args.ready_file else None
