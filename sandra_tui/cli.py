@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
     parser.add_argument("--backend", metavar="URL", help="backend URL, or 'embedded' for the local agent (overrides config)")
     parser.add_argument("--text-only", action="store_true", help="the TUI without audio devices (text chat only)")
+    parser.add_argument("--no-autostart", action="store_true",
+                        help="do not place the call at launch (F2 calls); default from [call] autostart")
     parser.set_defaults(handler=_lazy("sandra_tui.ui.run:run_tui"), command="tui")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -91,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(handler=_lazy("sandra_tui.config.cli:cmd_show"))
     c = csub.add_parser("check", help="validate the config file; exit 1 with file, line and field on error")
     c.set_defaults(handler=_lazy("sandra_tui.config.cli:cmd_check"))
+
+    p = sub.add_parser("history", help="past calls: start, duration, reconnects, MOS, latency (newest first)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N calls (default 100)")
+    p.add_argument("--delete", type=int, metavar="CALL", help="delete one call and its transcript")
+    p.add_argument("--prune", action="store_true", help="apply the retention ([history] keep_days, keep_calls) now")
+    p.set_defaults(handler=_lazy("sandra_tui.call.history_cli:run_history"))
+
+    p = sub.add_parser("export", help="one call's figures and transcript, as Markdown or JSON")
+    p.add_argument("call", type=int, metavar="CALL", help="the call's number from `sandra-tui history`")
+    p.add_argument("--format", choices=["md", "json"], default="md", help="md (default) or json")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(handler=_lazy("sandra_tui.call.history_cli:run_export"))
 
     p = sub.add_parser("probe-ice", help="check every configured STUN and TURN server concurrently")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -277,3 +277,55 @@ class Connection:
                 await pc.close()
         if not self.dead.done():
             self.dead.cancel()
+
+
+# -- media path (read on request, not on the watchdog's poll) ----------------------------------
+def _server_for(plan, local_type: str) -> str:
+    """aiortc gathers through the first STUN and the first TURN server it is given."""
+    if plan is None or local_type not in ("srflx", "relay"):
+        return ""
+    want = ("turn:", "turns:") if local_type == "relay" else ("stun:",)
+    for server in plan.to_rtc():
+        urls = server.urls if isinstance(server.urls, list) else [server.urls]
+        for url in urls:
+            if url.startswith(want):
+                return url.split("?")[0]
+    return ""
+
+
+async def read_media_path(conn: Connection, now: float | None = None):
+    """The selected candidate pair, server, codec and bitrate of `conn`, or None before ICE is up."""
+    from sandra_tui.call.events import MediaPath
+
+    pc = conn.pc
+    if pc is None or not pc.getTransceivers():
+        return None
+    transceiver = pc.getTransceivers()[0]
+    try:
+        ice = transceiver.receiver.transport.transport
+        pair = ice._connection._nominated.get(1)  # aioice: component 1 (RTP and RTCP are muxed)
+    except AttributeError:
+        return None
+    if pair is None:
+        return None
+    codec = ""
+    codecs = getattr(transceiver, "_codecs", None) or []
+    if codecs:
+        c = codecs[0]
+        codec = f"{c.mimeType.split('/')[-1].lower()}/{c.clockRate}" + (f"/{c.channels}" if c.channels else "")
+    rx = tx = 0
+    for stats in (await pc.getStats()).values():
+        kind = getattr(stats, "type", "")
+        if kind == "inbound-rtp":
+            rx += getattr(stats, "bytesReceived", 0) or 0
+        elif kind == "outbound-rtp":
+            tx += getattr(stats, "bytesSent", 0) or 0
+    now = time.monotonic() if now is None else now
+    prev = getattr(conn, "_media_prev", None)
+    conn._media_prev = (now, rx, tx)
+    rx_kbps = tx_kbps = None
+    if prev is not None and now > prev[0]:
+        rx_kbps = round((rx - prev[1]) * 8 / 1000 / (now - prev[0]), 1)
+        tx_kbps = round((tx - prev[2]) * 8 / 1000 / (now - prev[0]), 1)
+    local = pair.local_candidate.type
+    return MediaPath(local, pair.remote_candidate.type, _server_for(conn.plan, local), codec, rx_kbps, tx_kbps)

@@ -332,5 +332,79 @@ class CallController:
     def notice(self, message: str) -> None:
         self._emit(Notice(message))
 
+    # -- operator workflow (history, settings, media path, recording) -----------------------------
+    async def media_path(self):
+        """The current connection's media path (a MediaPath event, also published), or None."""
+        from sandra_tui.call.connection import read_media_path
+
+        conn = self.connection
+        if conn is None:
+            return None
+        path = await read_media_path(conn)
+        if path is not None:
+            self._emit(path)
+        return path
+
+    @property
+    def voice_locked(self) -> bool:
+        """Sandra has replied in this session: the API no longer takes a new voice."""
+        conn = self.connection
+        return bool(conn and conn.session and getattr(conn.session, "replied", False))
+
+    async def update_session(self, settings) -> str:
+        """Apply [session] settings to the running call with session.update (the voice only
+        before the first reply). Returns a sentence saying what was applied."""
+        self.config.session = settings
+        conn = self.connection
+        if conn is None or conn.session is None:
+            return "Used from the next call."
+        from sandra_tui.call.session import settings_update
+
+        locked = self.voice_locked
+        if not conn.session.send(settings_update(settings, include_voice=not locked)):
+            return "Not applied: the call's channel is closed; used from the next call."
+        return ("Applied now; the voice from the next call (locked after the first reply)." if locked
+                else "Applied now.")
+
+    def rescan_devices(self):
+        """A fresh device list (the engine's rescan when it has one: PortAudio keeps the list it
+        read at start)."""
+        rescan = getattr(self.audio, "rescan_devices", None)
+        if rescan is not None:
+            rescan()
+        return self.list_devices()
+
+    @property
+    def recording(self) -> bool:
+        return getattr(self, "_recorder", None) is not None
+
+    def set_recording(self, on: bool, directory=None) -> str:
+        """Start or stop recording the call (stereo 48 kHz WAV, operator left, Sandra right).
+        Returns the file's path."""
+        from sandra_tui.audio.recorder import CallRecorder, recordings_dir
+        from sandra_tui.call.events import RecordingChanged
+
+        recorder = getattr(self, "_recorder", None)
+        if on and recorder is None:
+            recorder = CallRecorder.start(recordings_dir(self.config.call, directory))
+            self._recorder = recorder
+            recorder.attach(self.audio)
+
+            def stop_at_hangup(event) -> None:  # the file ends with the call
+                if isinstance(event, StateChanged) and event.state in (CallState.ENDED, CallState.FAILED):
+                    self.set_recording(False)
+
+            recorder.unsubscribe = self.subscribe(stop_at_hangup)
+            self._emit(RecordingChanged(True, str(recorder.path)))
+            return str(recorder.path)
+        if not on and recorder is not None:
+            self._recorder = None
+            recorder.unsubscribe()
+            recorder.detach(self.audio)
+            recorder.close()
+            self._emit(RecordingChanged(False, str(recorder.path), recorder.dropped))
+            return str(recorder.path)
+        return str(recorder.path) if recorder else ""
+
 
 __all__ = ["CallController", "PathDead", "open_peer_connections"]

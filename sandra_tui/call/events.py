@@ -178,9 +178,54 @@ class PlayoutStats(Event):
     concealed: int
 
 
+@dataclass(frozen=True)
+class ToolCall(Event):
+    """A function call Sandra made: arguments while they stream (status "arguments"), then the
+    result (status "done" or "failed") with how long it took from the first argument byte."""
+
+    kind: ClassVar[str] = "tool_call"
+    call_id: str
+    name: str
+    arguments: str = ""
+    result: str = ""
+    status: str = "arguments"  # arguments | running | done | failed
+    duration_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class MediaPath(Event):
+    """Which path the media takes: the selected ICE candidate pair, the server it goes through,
+    the codec and the bitrate both ways."""
+
+    kind: ClassVar[str] = "media_path"
+    local_type: str  # host | srflx | prflx | relay
+    remote_type: str
+    server: str = ""  # the STUN/TURN URL in use ("" for host candidates)
+    codec: str = ""  # e.g. "opus/48000/2"
+    rx_kbps: float | None = None
+    tx_kbps: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordingChanged(Event):
+    kind: ClassVar[str] = "recording"
+    active: bool
+    path: str = ""
+    dropped_frames: int = 0
+
+
+@dataclass(frozen=True)
+class CallSummary(Event):
+    """At hang-up: one line for the transcript, and the history row it was saved as."""
+
+    kind: ClassVar[str] = "call_summary"
+    text: str
+    call_id: int | None = None
+
+
 ALL_EVENTS = (StateChanged, ReconnectAttempt, Reconnected, Transcript, LatencySample, Quality,
               HistoryChanged, Speech, AudioLevels, Notice, ErrorEvent, MuteChanged, DevicesChanged,
-              PlayoutStats, SessionRenewed, RateLimits)
+              PlayoutStats, SessionRenewed, RateLimits, ToolCall, MediaPath, RecordingChanged, CallSummary)
 
 
 @dataclass

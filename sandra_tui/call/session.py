@@ -15,7 +15,7 @@ import time
 import uuid
 
 from sandra_tui.audio.frames import FRAME_MS, peak_dbfs
-from sandra_tui.call.events import ErrorEvent, HistoryChanged, Notice, RateLimits, Speech, Transcript
+from sandra_tui.call.events import ErrorEvent, HistoryChanged, Notice, RateLimits, Speech, ToolCall, Transcript
 
 log = logging.getLogger("sandra_tui.call")
 
@@ -76,6 +76,27 @@ def session_update(s, transcription_model: str = "whisper-1") -> dict:
     return {"type": "session.update", "session": session}
 
 
+def settings_update(s, include_voice: bool = True, transcription_model: str = "whisper-1") -> dict:
+    """`session.update` with every [session] setting the operator can change during a call
+    (turn detection, noise reduction, transcription language; the voice while allowed)."""
+    if s.turn_detection == "semantic_vad":
+        turn = {"type": "semantic_vad", "eagerness": s.eagerness, "create_response": True,
+                "interrupt_response": True}
+    else:
+        turn = {"type": "server_vad", "threshold": s.vad_threshold, "prefix_padding_ms": s.vad_prefix_padding_ms,
+                "silence_duration_ms": s.vad_silence_duration_ms, "create_response": True,
+                "interrupt_response": True}
+    transcription = {"model": transcription_model}
+    if s.transcription_language:
+        transcription["language"] = s.transcription_language
+    audio_in = {"turn_detection": turn, "transcription": transcription,
+                "noise_reduction": None if s.noise_reduction == "off" else {"type": s.noise_reduction}}
+    session = {"type": "realtime", "audio": {"input": audio_in}}
+    if include_voice:
+        session["audio"]["output"] = {"voice": s.voice}
+    return {"type": "session.update", "session": session}
+
+
 class RealtimeSession:
     def __init__(self, send_raw, *, emit, history, audio, latency, on_idle=None, on_expired=None) -> None:
         self._send_raw = send_raw  # str -> None; raises once the channel is closed
@@ -109,7 +130,16 @@ class RealtimeSession:
             "response.done": self._response_done,
             "rate_limits.updated": self._rate_limits,
             "error": self._error,
+            "response.function_call_arguments.delta": self._tool_arguments_delta,
+            "response.function_call_arguments.done": self._tool_arguments_done,
+            "conversation.item.created": self._item_created,
+            "conversation.item.added": self._item_created,
+            "response.output_item.added": self._item_created,
+            "response.output_item.done": self._item_created,
         }
+        self.replied = False  # the first reply locks the voice (the API refuses a change after)
+        self._tools: dict[str, dict] = {}  # call_id -> {name, arguments, started, item}
+        self._turn_server_ms: float | None = None
 
     # -- out ------------------------------------------------------------------------------------
     def send(self, event: dict) -> bool:
@@ -224,6 +254,9 @@ class RealtimeSession:
         self._emit(HistoryChanged(len(self.history), round(self.history.memory_usage_mb(), 4)))
 
     def _playback_started(self, event: dict) -> None:
+        self.replied = True
+        if self._speech_stopped_at is not None:  # server part of the turn: speech end to its first audio
+            self._turn_server_ms = (time.monotonic() - self._speech_stopped_at) * 1000
         self.reply_active = True
         self._reply_started_frames = self.audio.frames_played
         self._emit(Speech("reply_started"))
@@ -275,6 +308,55 @@ class RealtimeSession:
             return
         self._emit(ErrorEvent(plain_error(error), code))
 
+    # -- tool calls -------------------------------------------------------------------------------
+    def _tool(self, event: dict) -> dict:
+        call_id = str(event.get("call_id") or event.get("item_id") or "")
+        tool = self._tools.get(call_id)
+        if tool is None:
+            tool = self._tools[call_id] = {"call_id": call_id, "name": str(event.get("name") or ""),
+                                           "arguments": "", "started": time.monotonic(), "message": None}
+            if len(self._tools) > 64:  # bounded: results that never came are forgotten
+                self._tools.pop(next(iter(self._tools)))
+        return tool
+
+    def _show_tool(self, tool: dict, status: str, result: str = "", duration_ms: float | None = None) -> None:
+        text = f"{tool['name'] or 'function'}({tool['arguments']})"
+        if result:
+            text += f" -> {result}"
+        if duration_ms is not None:
+            text += f"  [{duration_ms:.0f} ms]"
+        if tool["message"] is None:
+            tool["message"] = self.history.add("tool", text, item_id=f"tool_{tool['call_id']}", final=status != "arguments")
+        else:
+            self.history.finish("tool", f"tool_{tool['call_id']}", text)
+        self._emit(ToolCall(tool["call_id"], tool["name"], tool["arguments"], result, status, duration_ms))
+
+    def _tool_arguments_delta(self, event: dict) -> None:
+        tool = self._tool(event)
+        tool["arguments"] += str(event.get("delta") or "")
+
+    def _tool_arguments_done(self, event: dict) -> None:
+        tool = self._tool(event)
+        tool["arguments"] = str(event.get("arguments") if event.get("arguments") is not None else tool["arguments"])
+        if event.get("name"):
+            tool["name"] = str(event["name"])
+        self._show_tool(tool, "running")
+
+    def _item_created(self, event: dict) -> None:
+        item = event.get("item") or {}
+        if not isinstance(item, dict):
+            return
+        if item.get("type") == "function_call":
+            tool = self._tool({"call_id": item.get("call_id"), "name": item.get("name")})
+            tool["name"] = str(item.get("name") or tool["name"])
+            if item.get("arguments") and not tool["arguments"]:
+                tool["arguments"] = str(item["arguments"])
+        elif item.get("type") == "function_call_output":
+            tool = self._tools.pop(str(item.get("call_id") or ""), None)
+            if tool is not None:
+                self._show_tool(tool, "done", str(item.get("output") or ""),
+                                round((time.monotonic() - tool["started"]) * 1000, 1))
+
     # -- audio observations ---------------------------------------------------------------------
     def on_output_frame(self, samples, now: float) -> None:
         # The level is only needed while a reply is awaited: not for every frame of a call.
@@ -283,7 +365,12 @@ class RealtimeSession:
         if peak_dbfs(samples) < REPLY_AUDIO_DBFS:
             return
         if self._speech_stopped_at is not None:
-            self._latency("response_latency", (now - self._speech_stopped_at) * 1000)
+            total = (now - self._speech_stopped_at) * 1000
+            self._latency("response_latency", total)
+            if self._turn_server_ms is not None and self._turn_server_ms <= total:
+                self._latency("turn_server", self._turn_server_ms)
+                self._latency("turn_client", total - self._turn_server_ms)
+            self._turn_server_ms = None
         elif self._text_sent_at is not None:
             self._latency("text_response_latency", (now - self._text_sent_at) * 1000)
         self._speech_stopped_at = self._text_sent_at = None

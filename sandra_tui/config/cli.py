@@ -7,14 +7,25 @@ import json
 import sys
 
 from sandra_tui import secrets
-from sandra_tui.config.load import ConfigError, LoadedConfig, config_path, load_config, parse_config
+from sandra_tui.config.load import (
+    ConfigError,
+    LoadedConfig,
+    config_path,
+    load_config,
+    mask_url_credentials,
+    parse_config,
+)
+
+
+CREDENTIAL_SET = "****"
 
 
 def load_for_cli(args: argparse.Namespace) -> LoadedConfig:
     """Load the config for a command, reporting problems on stderr (one place for every command)."""
-    loaded = load_config(getattr(args, "config", None))
+    # quarantine=False: a read-only command never moves or copies the user's file.
+    loaded = load_config(getattr(args, "config", None), quarantine=False)
     for warning in loaded.warnings:
-        print(f"sandra-tui: {warning}", file=sys.stderr)
+        print(mask_url_credentials(secrets.redact(f"sandra-tui: {warning}")), file=sys.stderr)
     backend = getattr(args, "backend", None)
     if backend:
         loaded.config.backend.url = backend
@@ -36,10 +47,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         parse_config(path.read_text(encoding="utf-8"), path)
     except ConfigError as exc:
         for issue in exc.issues:
-            print(issue, file=sys.stderr)
+            print(mask_url_credentials(secrets.redact(str(issue))), file=sys.stderr)
         return 1
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"{path}: cannot read: {exc}", file=sys.stderr)
+        print(mask_url_credentials(f"{path}: cannot read: {exc}"), file=sys.stderr)
         return 1
     print(f"{path}: OK")
     return 0
@@ -53,7 +64,8 @@ def describe(loaded: LoadedConfig) -> dict:
         {
             "url": t.url,
             "username": t.username,
-            "credential": secrets.mask(t.credential.get_secret_value()),
+            # Nothing of the value, not even its length: "set" or "".
+            "credential": CREDENTIAL_SET if t.credential.get_secret_value() else "",
             "source": t.origin,
         }
         for t in cfg.ice.turn

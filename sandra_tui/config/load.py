@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
+import shutil
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -19,6 +21,14 @@ from sandra_tui.config.model import Config, TurnServer
 from sandra_tui.config.urls import IceUrlError, normalize_turn
 
 APP_NAME = "sandra-tui"
+# `turn:user:pass@host` (or `turn://user@host`): credentials someone wrote into an ICE URL.
+_URL_USERINFO = re.compile(r"(?i)\b((?:turns?|stuns?):(?://)?)([^@\s'\"/,\]]+)@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """Hide the user:password part of every ICE URL in `text` (messages, warnings, output):
+    the URL is rejected, but whatever quotes it must not show the password."""
+    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}****@", text) if "@" in text else text
 TURN_ENV = {
     "server": ("SANDRA_TURN_SERVER", "REACT_APP_TURN_SERVER"),
     "username": ("SANDRA_TURN_USERNAME", "REACT_APP_TURN_USERNAME"),
@@ -103,7 +113,7 @@ def _issue_from(err: dict, path: Path, lines: dict[tuple, int]) -> ConfigIssue:
         index = re.search(r"\[(\d+)\]$", cause.field)
         if index:
             loc = loc + (int(index.group(1)),)
-        message = f"{cause.value!r}: {cause.reason}"
+        message = mask_url_credentials(f"{cause.value!r}: {cause.reason}")
     else:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -113,7 +123,7 @@ def _issue_from(err: dict, path: Path, lines: dict[tuple, int]) -> ConfigIssue:
         line = lines.get(loc[:cut])
         if line:
             break
-    return ConfigIssue(path, line, _loc_text(loc), message)
+    return ConfigIssue(path, line, _loc_text(loc), mask_url_credentials(message))
 
 
 def _key_lines(text: str) -> dict[tuple, int]:
@@ -154,9 +164,78 @@ def _quarantine(path: Path) -> Path:
     return target
 
 
+def parse_config_lenient(text: str, path: Path) -> tuple[Config, list[ConfigIssue]]:
+    """Like parse_config, but a bad setting costs only itself: it is dropped (a bad [[ice.turn]]
+    entry, that entry) and the rest of the file, TURN credentials included, still applies.
+    Raises ConfigError only when the file is not TOML at all."""
+    try:
+        return parse_config(text, path), []
+    except ConfigError as first:
+        if any(not issue.field and "TOML syntax" in issue.message for issue in first.issues):
+            raise
+        issues = first.issues
+    data = tomllib.loads(text)
+    for _ in range(MAX_DROPS):
+        try:
+            return Config.model_validate(data), issues
+        except ValidationError as exc:
+            err = exc.errors(include_input=False)[0]
+            if not _drop(data, _error_loc(err)):
+                break
+    return Config(), issues
+
+
+MAX_DROPS = 50  # one per bad setting; a file with more is not worth saving piecemeal
+
+
+def _error_loc(err: dict) -> tuple:
+    loc = tuple(err["loc"])
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, IceUrlError):
+        index = re.search(r"\[(\d+)\]$", cause.field)
+        if index:
+            loc = loc + (int(index.group(1)),)
+    return loc
+
+
+def _drop(data, loc: tuple) -> bool:
+    """Remove what `loc` points at; a missing field takes its parent entry with it."""
+    if not loc:
+        return False
+    parent = data
+    for part in loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return _drop(data, loc[:-1])
+    last = loc[-1]
+    try:
+        del parent[last]
+    except (KeyError, IndexError, TypeError):
+        return _drop(data, loc[:-1])
+    return True
+
+
+def _backup(path: Path) -> Path:
+    """A copy of the file as it was, next to it (the original stays in place)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.bad-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.bad-{stamp}-{n}")
+        n += 1
+    shutil.copy2(path, target)
+    os.chmod(target, 0o600)
+    return target
+
+
 def load_config(path: str | os.PathLike | None = None, *, quarantine: bool = True,
                 env: dict[str, str] | None = None) -> LoadedConfig:
-    """Load the config; a bad file is moved aside (never overwritten) and defaults are used."""
+    """Load the config. A bad setting is left out (the rest applies) and reported; a file that
+    is not TOML at all means defaults. With `quarantine` (the TUI, which may save the config
+    later) a bad file is first kept aside, never overwritten: a copy when the rest of it is
+    used, a rename when none of it is. Read-only commands pass quarantine=False: they never
+    move or write a file."""
     target = config_path(path)
     env = os.environ if env is None else env
     warnings: list[str] = []
@@ -165,7 +244,7 @@ def load_config(path: str | os.PathLike | None = None, *, quarantine: bool = Tru
     exists = target.exists()
     if exists:
         try:
-            config = parse_config(target.read_text(encoding="utf-8"), target)
+            config, issues = parse_config_lenient(target.read_text(encoding="utf-8"), target)
         except (ConfigError, UnicodeDecodeError, OSError) as exc:
             detail = str(exc) if isinstance(exc, ConfigError) else f"{target}: cannot read: {exc}"
             if quarantine and not isinstance(exc, PermissionError):
@@ -174,7 +253,17 @@ def load_config(path: str | os.PathLike | None = None, *, quarantine: bool = Tru
             else:
                 warnings.append(f"config is invalid; using defaults:\n{detail}")
             config = Config()
-    loaded = LoadedConfig(config, target, exists, warnings=warnings, quarantined=moved)
+        else:
+            if issues:
+                detail = "\n".join(str(i) for i in issues)
+                if quarantine:
+                    with contextlib.suppress(OSError):
+                        moved = _backup(target)
+                kept = f" (a copy of the file kept as {moved})" if moved else ""
+                warnings.append(f"config has {len(issues)} bad setting(s), left out{kept}; "
+                                f"the rest applies:\n{detail}")
+    loaded = LoadedConfig(config, target, exists, warnings=[mask_url_credentials(w) for w in warnings],
+                          quarantined=moved)
     loaded.sources["ice.turn"] = "config" if config.ice.turn else "none"
     _apply_turn_env(loaded, env)
     _apply_backend_env(loaded, env)
@@ -214,7 +303,7 @@ def _apply_turn_env(loaded: LoadedConfig, env) -> None:
     try:
         url = normalize_turn(server, field=server_var)
     except IceUrlError as exc:
-        loaded.warnings.append(f"ignoring TURN server from the environment: {exc}")
+        loaded.warnings.append(mask_url_credentials(f"ignoring TURN server from the environment: {exc}"))
         return
     entry = TurnServer(
         url=url,

@@ -146,6 +146,8 @@ class AudioConfig(_Section):
     # PortAudio block: 10 ms for the lowest delay; 20 ms halves the wake-ups (less CPU) and
     # adds about 10 ms each way.
     block_ms: Literal[10, 20] = 10
+    output_volume: float = Field(1.0, ge=0, le=2)  # speaker gain (1 = as received)
+    mic_gain: float = Field(1.0, ge=0, le=4)  # microphone gain before sending
 
 
 class SessionConfig(_Section):
@@ -154,6 +156,18 @@ class SessionConfig(_Section):
     vad_threshold: float = Field(0.5, ge=0, le=1)
     vad_prefix_padding_ms: int = Field(300, ge=0, le=5000)
     vad_silence_duration_ms: int = Field(500, ge=0, le=10000)
+    turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"
+    eagerness: Literal["low", "medium", "high", "auto"] = "auto"  # semantic_vad only
+    noise_reduction: Literal["off", "near_field", "far_field"] = "off"
+    transcription_language: str = Field("", max_length=8)  # ISO-639-1 such as "en"; "" = detect
+
+    @field_validator("transcription_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and not (value.replace("-", "").isalpha() and 2 <= len(value) <= 8):
+            raise ValueError(f"{value!r} is not a language code such as 'en'")
+        return value
 
 
 class CallConfig(_Section):
@@ -161,12 +175,20 @@ class CallConfig(_Section):
     # 0 = never renew.
     renew_after_s: float = Field(3300, ge=0, le=86400)
     renew_quiet_max_s: float = Field(20, ge=0, le=600)  # wait this long for a quiet moment to switch
+    autostart: bool = True  # the TUI places the call at launch (`sandra-tui --no-autostart` for once)
+    record: bool = False  # record every call from its start (Ctrl+R toggles during a call)
+    recordings_dir: str = ""  # "" = recordings/ under the user data dir
 
 
 class HistoryConfig(_Section):
     max_messages: int = Field(50, ge=1, le=100_000)
     max_memory_mb: float = Field(100.0, gt=0, le=100_000)
     trim_to: int = Field(30, ge=1, le=100_000)
+    # Call history (SQLite): every call with its figures and transcript.
+    save_calls: bool = True
+    calls_db: str = ""  # "" = calls.sqlite3 under the user data dir
+    keep_days: int = Field(90, ge=0, le=36500)  # 0 = no age limit
+    keep_calls: int = Field(1000, ge=0, le=1_000_000)  # 0 = no count limit
 
     @model_validator(mode="after")
     def _order(self) -> "HistoryConfig":

@@ -16,23 +16,37 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from sandra_tui.call.events import CallState, DevicesChanged, ErrorEvent, Event, Notice
+from sandra_tui.call.events import (
+    CallState,
+    CallSummary,
+    DevicesChanged,
+    ErrorEvent,
+    Event,
+    MuteChanged,
+    Notice,
+    RecordingChanged,
+    StateChanged,
+)
 from sandra_tui.call.ice import IcePlanner
 from sandra_tui.config.load import save_config
 from sandra_tui.config.model import IceConfig
 from sandra_tui.heap import freeze_long_lived
-from sandra_tui.secrets import redact
 from sandra_tui.ui.commands import SandraCommands
 from sandra_tui.ui.keys import APP_KEYS
 from sandra_tui.ui.loop_lag import LoopLagMonitor
+from sandra_tui.ui.screens.confirm import Confirm
 from sandra_tui.ui.screens.devices import DevicePicker
 from sandra_tui.ui.screens.error import ErrorScreen
 from sandra_tui.ui.screens.help import HelpScreen
+from sandra_tui.ui.screens.history import HistoryScreen
 from sandra_tui.ui.screens.ice_editor import IceEditor
 from sandra_tui.ui.screens.main import MainScreen
+from sandra_tui.ui.screens.settings import SessionSettings
+from sandra_tui.ui.toasts import Toasts, clean
 
 log = logging.getLogger(__name__)
 IDLE_STATES = (CallState.IDLE, CallState.ENDED, CallState.FAILED)
+redact = clean  # every text shown: registered secrets and ICE URL credentials masked
 
 
 class SandraApp(App):
@@ -41,12 +55,16 @@ class SandraApp(App):
     CSS_PATH = ["styles/main.tcss", "styles/dialogs.tcss"]
     BINDINGS = [Binding(k.key, k.action, k.label, key_display=k.display, priority=True)
                 for k in APP_KEYS if k.action != "command_palette"]
-    COMMANDS = App.COMMANDS | {SandraCommands}
+    # Ours only: Textual's built-ins ("Quit" beside "Hang up and quit", themes) would mix in.
+    COMMANDS = {SandraCommands}
 
     def __init__(self, controller, warnings: list[str] | None = None, autostart: bool = True,
                  telemetry_factory=None, config_path: str | Path | None = None, clock=time.monotonic,
-                 monitor_loop_lag: bool = True, freeze_heap: bool = False) -> None:
+                 monitor_loop_lag: bool = True, freeze_heap: bool = False, call_store=None) -> None:
         super().__init__()
+        self.toasts = Toasts(self)
+        self.call_store = call_store  # a CallStore (call history), or None: not kept
+        self.call_logger = None
         self.controller = controller
         self.telemetry_factory = telemetry_factory
         self.telemetry = None
@@ -79,12 +97,25 @@ class SandraApp(App):
         if self.freeze_heap:
             freeze_long_lived()  # the screen is built and the call not started: a pause costs nothing now
         self._unsubscribe = self.controller.subscribe(self.on_controller_event)
+        self._start_call_log()
         if self.telemetry_factory is not None:
             self.telemetry = self.telemetry_factory(self.controller)
         if self.autostart:
             await self._guard("Starting the call", self.controller.start)
 
+    def _start_call_log(self) -> None:
+        from sandra_tui.call.call_log import CallLogger
+
+        h = self.controller.config.history
+        try:
+            self.call_logger = CallLogger(self.controller, self.call_store if h.save_calls else None,
+                                          keep_days=h.keep_days, keep_calls=h.keep_calls)
+        except Exception:  # noqa: BLE001 - no history is no reason to have no call
+            log.exception("starting the call history failed")
+
     async def on_unmount(self) -> None:
+        if self.call_logger is not None:
+            await asyncio.to_thread(self.call_logger.close)
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -115,9 +146,17 @@ class SandraApp(App):
             if isinstance(event, ErrorEvent):
                 self.show_error(event)
             elif isinstance(event, Notice):
-                self.notify(redact(event.message), title="Sandra", timeout=8)
+                self.toasts.show(event.message, title="Sandra", timeout=8)
             elif isinstance(event, DevicesChanged) and event.reason:
-                self.notify(redact(event.reason), title="Audio devices", severity="warning", timeout=10)
+                self.toasts.show(event.reason, title="Audio devices", severity="warning", timeout=10)
+            elif isinstance(event, CallSummary) and event.call_id is not None:
+                self.toasts.show(f"Saved as call {event.call_id} (F9: history)", title="Call history", timeout=6)
+            if (isinstance(event, StateChanged) and event.state == CallState.CONNECTED
+                    and self.controller.config.call.record and hasattr(self.controller, "set_recording")
+                    and not getattr(self.controller, "recording", False)):
+                self.call_later(self._guard, "Recording", self.controller.set_recording, True)  # [call] record
+            if isinstance(event, (StateChanged, MuteChanged, RecordingChanged)):
+                self.refresh_bindings()  # the footer names what F2, F5, Esc do now
             if self.main.is_mounted:
                 self.main.take(event)
         except Exception:  # noqa: BLE001
@@ -128,7 +167,7 @@ class SandraApp(App):
         if event.fatal and not isinstance(self.screen, ErrorScreen):
             self.push_screen(ErrorScreen(message, event.code))
         else:
-            self.notify(message, title="Error" if event.fatal else "Sandra", severity="error", timeout=10)
+            self.toasts.show(message, title="Error" if event.fatal else "Sandra", severity="error", timeout=10)
 
     async def _guard(self, what: str, command, *args, **kwargs) -> bool:
         """Run a controller command; a failure is a notification with the reason."""
@@ -143,6 +182,35 @@ class SandraApp(App):
         return True
 
     # -- actions (keys, command palette) -----------------------------------------------------
+    def applies(self, action: str) -> bool:
+        """Whether `action` makes sense now (the footer and the command palette offer only those)."""
+        state = self.controller.state
+        in_call = state not in IDLE_STATES
+        if action == "call":
+            return not in_call
+        if action == "hang_up":
+            return in_call
+        if action == "talk":
+            return bool(self.controller.audio.push_to_talk)
+        if action == "cancel_reply":
+            return state == CallState.CONNECTED
+        if action == "record":
+            return state == CallState.CONNECTED and hasattr(self.controller, "set_recording")
+        return True
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action in ("call", "hang_up", "talk", "cancel_reply", "record"):
+            return self.applies(action)
+        return True
+
+    async def action_call(self) -> None:
+        if self.controller.state in IDLE_STATES:
+            await self._guard("Calling", self.controller.retry)
+
+    async def action_hang_up(self) -> None:
+        if self.controller.state not in IDLE_STATES:
+            await self._guard("Hanging up", self.controller.hangup)
+
     async def send_text(self, text: str) -> bool:
         return await self._guard("Sending the message", self.controller.send_text, text)
 
@@ -165,9 +233,44 @@ class SandraApp(App):
     async def action_cancel_reply(self) -> None:
         await self._guard("Stopping Sandra", self.controller.cancel_response)
 
-    async def action_clear(self) -> None:
-        if await self._guard("Clearing the transcript", self.controller.clear_history):
+    def action_clear(self) -> None:
+        """Asks first: the transcript of the call so far is not kept anywhere else until it ends."""
+        if any(isinstance(s, Confirm) for s in self.screen_stack):
+            return
+        count = len(self.controller.history)
+        if not count:
+            self.toasts.show("The transcript is empty.", title="Transcript", timeout=4)
+            return
+        self.push_screen(Confirm(f"Clear the transcript ({count} message{'s' * (count != 1)})?",
+                                 "Clear", id="confirm-clear"), self._clear_confirmed)
+
+    async def _clear_confirmed(self, yes: bool | None) -> None:
+        if yes and await self._guard("Clearing the transcript", self.controller.clear_history):
             self.main.repaint()
+
+    def action_history(self) -> None:
+        if not any(isinstance(s, HistoryScreen) for s in self.screen_stack):
+            self.push_screen(HistoryScreen(self.call_store))
+
+    def action_session_settings(self) -> None:
+        if not any(isinstance(s, SessionSettings) for s in self.screen_stack):
+            self.push_screen(SessionSettings(self.controller, self.save_session))
+
+    async def action_record(self) -> None:
+        if not hasattr(self.controller, "set_recording"):
+            return
+        on = not getattr(self.controller, "recording", False)
+        await self._guard("Recording", self.controller.set_recording, on)
+
+    async def save_session(self, session) -> str:
+        """Save [session] in the file, then apply it to the running call. Returns what was applied."""
+        candidate = self.controller.config.model_copy(update={"session": session})
+        await asyncio.to_thread(save_config, candidate, self.config_path)
+        self.controller.config.session = session
+        applied = ""
+        if self.controller.state == CallState.CONNECTED and hasattr(self.controller, "update_session"):
+            applied = await self.controller.update_session(session) or ""
+        return applied
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

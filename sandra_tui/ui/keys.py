@@ -18,13 +18,18 @@ class Key:
 # Bound on the main screen with priority, so they work while the message input has focus.
 # Esc lives here (not on the app) so that on a dialog it closes the dialog instead.
 MAIN_KEYS = (
-    Key("f2", "toggle_call", "Call", "Call / hang up (retry after a failure)", "F2"),
+    # F2 is one key with two bindings: the footer names what it does now (check_action hides the other).
+    Key("f2", "call", "Call", "Call (retry after a failure)", "F2"),
+    Key("f2", "hang_up", "Hang up", "Hang up", "F2"),
     Key("f3", "toggle_mute", "Mute", "Mute / unmute the microphone", "F3"),
     Key("f4", "toggle_ptt", "PTT", "Push-to-talk mode on / off", "F4"),
     Key("f5", "talk", "Talk", "Talk on / off (in push-to-talk mode)", "F5"),
     Key("f6", "ice_editor", "ICE", "Edit the STUN / TURN servers", "F6"),
-    Key("f7", "clear", "Clear", "Clear the transcript", "F7"),
-    Key("f8", "devices", "Audio", "Choose the microphone and speaker", "F8"),
+    Key("f7", "clear", "Clear", "Clear the transcript (asks first)", "F7"),
+    Key("f8", "devices", "Audio", "Audio devices: microphone, speaker, rescan, test, volume", "F8"),
+    Key("f9", "history", "History", "Call history: past calls, their transcripts, export, delete", "F9"),
+    Key("f10", "session_settings", "Session", "Session settings: voice, turn detection, noise, language", "F10"),
+    Key("ctrl+r", "record", "Rec", "Recording on / off (stereo WAV: you left, Sandra right)", "^R"),
     Key("escape", "cancel_reply", "Stop", "Stop Sandra mid-reply", "Esc"),
 )
 
@@ -48,6 +53,17 @@ ICE_EDITOR_KEYS = (
 )
 DEVICE_KEYS = (
     ("Tab", "Switch between the microphone and speaker lists"),
+    ("Ctrl+R", "Rescan the machine's devices"),
     ("Ctrl+S", "Use the highlighted devices and save them"),
+    ("Esc", "Cancel"),
+)
+HISTORY_KEYS = (
+    ("Enter", "Open the highlighted call's transcript"),
+    ("Ctrl+E", "Export the highlighted call (Markdown) to the data dir"),
+    ("Delete", "Delete the highlighted call (asks first)"),
+    ("Esc", "Close"),
+)
+SETTINGS_KEYS = (
+    ("Ctrl+S", "Save and apply now (session.update)"),
     ("Esc", "Cancel"),
 )

@@ -82,8 +82,18 @@ def run_tui(args: argparse.Namespace) -> int:
             uploader = call.run(attach_telemetry, controller)
             return call.bind(uploader) if uploader is not None else None
 
+        from sandra_tui.call.call_log import CallStore, db_path
+
+        store = None
+        if loaded.config.history.save_calls:
+            try:
+                store = CallStore(db_path(loaded.config.history))
+            except Exception as exc:  # noqa: BLE001 - no history is no reason to have no call
+                log.warning("call history unavailable: %s", exc)
+                warnings.append(f"call history unavailable: {exc}")
+        autostart = loaded.config.call.autostart and not getattr(args, "no_autostart", False)
         app = SandraApp(call.bind(controller), warnings=warnings, telemetry_factory=telemetry,
-                        config_path=loaded.path, freeze_heap=True)
+                        config_path=loaded.path, freeze_heap=True, autostart=autostart, call_store=store)
         app.run()
     finally:
         # Quitting closed the call already; closing again is harmless, and covers any other exit.

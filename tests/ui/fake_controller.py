@@ -15,8 +15,12 @@ from sandra_tui.call.events import (
     Event,
     EventBus,
     HistoryChanged,
+    MediaPath,
     MuteChanged,
+    RecordingChanged,
+    Speech,
     StateChanged,
+    ToolCall,
     Transcript,
 )
 from sandra_tui.call.history import ConversationHistory
@@ -37,6 +41,7 @@ class FakeAudio:
     muted: bool = False
     push_to_talk: bool = False
     talking: bool = False
+    devices: object = "devices"  # as AudioEngine.devices: None in text-only mode
 
 
 @dataclass
@@ -59,6 +64,13 @@ class FakeController:
         self.commands: list[str] = []  # every command the UI gave, in order
         self.closed = False
         self._ids = 0
+        self.voice_locked = False  # as CallController.voice_locked: True after Sandra's first reply
+        self.recording = False
+        self.recording_path = "/tmp/sandra-test-call.wav"
+        self.media: MediaPath | None = None  # what media_path() answers
+        self.rescans = 0
+        self.rescanned: list[Device] | None = None  # the list a rescan finds (None: the same)
+        self.session_updates: list = []
 
     # -- events --------------------------------------------------------------------------------
     def subscribe(self, callback):
@@ -115,7 +127,46 @@ class FakeController:
         self.say("user", text)
 
     async def cancel_response(self) -> None:
+        # As the real one: a reply being played is cut (reply_cancelled); the server may not say
+        # which item it cut, so the history entry can stay unfinished.
         self.commands.append("cancel_response")
+        self.emit(Speech("reply_cancelled"))
+
+    # -- operator workflow, as CallController ----------------------------------------------------
+    async def media_path(self):
+        if self.state != CallState.CONNECTED:
+            return None
+        if self.media is not None:
+            self.emit(self.media)
+        return self.media
+
+    async def update_session(self, settings) -> str:
+        self.commands.append("update_session")
+        self.config.session = settings
+        self.session_updates.append((settings, not self.voice_locked))
+        return ("Applied now; the voice from the next call (locked after the first reply)." if self.voice_locked
+                else "Applied now.")
+
+    def rescan_devices(self):
+        self.commands.append("rescan_devices")
+        self.rescans += 1
+        if self.rescanned is not None:
+            self.devices = list(self.rescanned)
+        return self.list_devices()
+
+    def set_recording(self, on: bool, directory=None) -> str:
+        self.commands.append(f"recording={on}")
+        if on != self.recording:
+            self.recording = on
+            self.emit(RecordingChanged(on, self.recording_path))
+        return self.recording_path
+
+    def tool_call(self, call_id: str, name: str, arguments: str, result: str, duration_ms: float) -> None:
+        """A finished function call, as RealtimeSession records and publishes it."""
+        text = f"{name}({arguments}) -> {result}  [{duration_ms:.0f} ms]"
+        self.history.add("tool", text, item_id=f"tool_{call_id}")
+        self.emit(ToolCall(call_id, name, arguments, result, "done", duration_ms))
+        self._history_changed()
 
     def clear_history(self) -> None:
         self.commands.append("clear_history")

@@ -41,8 +41,14 @@ async def test_connect_type_and_hang_up(agent_server):
         assert controller.audio.muted
         await pilot.press("f2")
         await wait_until(lambda: controller.state == CallState.ENDED, pilot)
-        await pilot.press("f7")
-        assert len(controller.history) == 0
+        # The call's summary line joins the transcript at hang-up.
+        await wait_until(lambda: len(controller.history) == 3, pilot)
+        assert controller.history.messages()[-1].role == "summary"
+        assert controller.history.messages()[-1].content.startswith("Call 00:")
+        await pilot.press("f7")  # asks first
+        assert len(controller.history) == 3
+        await pilot.press("enter")
+        await wait_until(lambda: len(controller.history) == 0, pilot)
         await pilot.press("ctrl+q")
     assert agent_server.calls == {}
 

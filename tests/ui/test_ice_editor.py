@@ -194,14 +194,18 @@ async def test_credential_is_masked_until_revealed():
         editor = await open_editor(pilot)
         await go_to(pilot, editor, 3)
         field = editor.query_one("#ice-credential", Input)
-        assert field.value == DEMO_CREDENTIAL and field.password
+        # Masked, the field holds nothing: not one bullet per character (the length is a hint).
+        assert field.value == "" and field.password and "set" in field.placeholder
         assert DEMO_CREDENTIAL not in app.export_screenshot()
+        assert "•" * len(DEMO_CREDENTIAL) not in app.export_screenshot().replace("&#160;", " ")
         assert "••••" in str(editor.query_one(DataTable).get_row_at(3)[3])
         await pilot.click("#ice-reveal")
-        assert not field.password and DEMO_CREDENTIAL in app.export_screenshot()
+        assert not field.password and field.value == DEMO_CREDENTIAL
+        assert DEMO_CREDENTIAL in app.export_screenshot()
         await pilot.press("tab")  # from the button, by key this time
         await pilot.press("shift+tab", "enter")
-        assert field.password
+        assert field.password and field.value == ""
+        assert editor._form_row().credential == DEMO_CREDENTIAL  # kept, not lost by masking
         await go_to(pilot, editor, 0)
         await go_to(pilot, editor, 3)
         assert field.password  # each row starts masked again

@@ -68,6 +68,7 @@ async def test_enter_sends_and_the_transcript_shows_it():
         transcript = app.query_one(Transcript)
         assert transcript.message_count() == 1
         await pilot.press("f7")
+        await pilot.press("enter")  # F7 asks first
         await pilot.pause()
         assert len(c.history) == 0 and transcript.message_count() == 0
 
@@ -174,6 +175,7 @@ async def test_heavy_streams_wait_for_the_repaint_timer():
     c = FakeController()
     app = make_app(c)
     async with app.run_test() as pilot:
+        c.emit(StateChanged(CallState.CONNECTED))
         meter = app.query_one("#level-in", LevelMeter)
         for level in range(-60, -10):
             c.emit(AudioLevels(float(level), -40.0))
@@ -260,20 +262,24 @@ async def test_help_lists_every_key_and_esc_closes_it():
         assert isinstance(app.screen, MainScreen) and "cancel_response" not in c.commands
 
 
-@pytest.mark.parametrize("query, check", [
-    ("mute", lambda c: c.audio.muted),
-    ("clear the transcript", lambda c: "clear_history" in c.commands),
-    ("push-to-talk", lambda c: c.audio.push_to_talk),
+@pytest.mark.parametrize("query, then, check", [
+    ("mute", (), lambda c: c.audio.muted),
+    ("clear the transcript", ("enter",), lambda c: "clear_history" in c.commands),  # confirmed
+    ("push-to-talk", (), lambda c: c.audio.push_to_talk),
 ])
-async def test_command_palette_runs_actions(query, check):
+async def test_command_palette_runs_actions(query, then, check):
     c = FakeController()
     app = make_app(c)
     async with app.run_test() as pilot:
+        c.say("user", "something to clear")
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*query)
         await wait_until(lambda: app.screen.query("CommandList").first().option_count > 0, pilot)
         await pilot.press("enter")
+        await pilot.pause()
+        if then:
+            await pilot.press(*then)
         await wait_until(lambda: check(c), pilot)
         assert isinstance(app.screen, MainScreen)
 
@@ -286,7 +292,9 @@ async def test_command_palette_has_every_action():
     async with app.run_test():
         provider = SandraCommands(app.screen)
         hits = [hit async for hit in provider.discover()]
-        assert {h.text for h in hits} == {k.help for k in ALL_KEYS if k.action != "command_palette"}
+        # Idle, push-to-talk off: what does not apply now is not offered.
+        not_now = {"hang_up", "talk", "cancel_reply", "record", "command_palette"}
+        assert {h.text for h in hits} == {k.help for k in ALL_KEYS if k.action not in not_now}
         for key in ALL_KEYS:
             assert key.action == "command_palette" or hasattr(app, f"action_{key.action}")
 

@@ -30,7 +30,8 @@ def choice_value(device: Device, devices: list[Device], kind: str) -> str:
 
 
 class DevicePicker(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Use")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Use"),
+                Binding("ctrl+r", "rescan", "Rescan")]
 
     def __init__(self, controller, save) -> None:
         super().__init__(id="device-picker")
@@ -42,7 +43,7 @@ class DevicePicker(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="devices-dialog", classes="dialog") as dialog:
             dialog.border_title = "Audio devices"
-            dialog.border_subtitle = "Tab switches lists · Ctrl+S use · Esc cancel"
+            dialog.border_subtitle = "Tab switches lists · Ctrl+S use · Ctrl+R rescan · Esc cancel"
             yield Static(id="devices-error")
             with Horizontal(id="devices-lists"):
                 with Vertical():
@@ -54,12 +55,36 @@ class DevicePicker(ModalScreen[bool]):
             yield Static(id="devices-current")
             with Horizontal(classes="buttons"):
                 yield Static(classes="spacer")
+                yield Button("Rescan", compact=True, id="devices-rescan")
                 yield Button("Use", variant="primary", compact=True, id="devices-use")
                 yield Button("Cancel", compact=True, id="devices-cancel")
 
     def on_mount(self) -> None:
+        self.load()
+
+    async def action_rescan(self) -> None:
+        """Ask the machine again (a headset plugged in after start): the engine's rescan when it
+        has one (PortAudio keeps the list it read at start), else a fresh list."""
+        rescan = getattr(self.controller, "rescan_devices", None)
+        if rescan is not None:
+            try:
+                result = rescan()
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception as exc:  # noqa: BLE001 - said in the dialog below, by load()
+                log.warning("rescanning audio devices failed: %s", exc)
+        self.load()
+        self.notify(f"{len(self.devices)} device(s) found", title="Audio devices", timeout=4)
+
+    def load(self) -> None:
         description = getattr(self.controller.audio, "description", "")
         self.query_one("#devices-current", Static).update(Content.assemble(("In use: ", "bold"), description))
+        self.values.clear()
+        for selector in ("#devices-in", "#devices-out"):
+            self.query_one(selector, OptionList).clear_options()
+        self.query_one("#devices-error", Static).update("")
+        self.query_one("#devices-lists").display = True
+        self.query_one("#devices-use", Button).display = True
         try:
             self.devices = list(self.controller.list_devices())
         except AudioUnavailable as exc:
@@ -70,7 +95,7 @@ class DevicePicker(ModalScreen[bool]):
             self._unavailable(f"cannot list audio devices: {exc}")
             return
         if not self.devices:
-            self._unavailable("No audio devices found.")
+            self._unavailable("No audio devices found (none that PortAudio can open). Plug one in, then Rescan.")
             return
         audio = self.controller.config.audio
         self._fill("input", "#devices-in", audio.input_device)
@@ -80,9 +105,10 @@ class DevicePicker(ModalScreen[bool]):
     def _unavailable(self, message: str) -> None:
         self.query_one("#devices-error", Static).update(Content.assemble(
             ("No audio: ", "bold $error"), message, ("\nCalls still work as text only.", "$text-muted")))
+        self.devices = []
         self.query_one("#devices-lists").display = False
-        self.query_one("#devices-use", Button).disabled = True
-        self.query_one("#devices-cancel", Button).focus()
+        self.query_one("#devices-use", Button).display = False  # nothing to use: not offered
+        self.query_one("#devices-rescan", Button).focus()
 
     def _fill(self, kind: str, selector: str, wanted: str) -> None:
         channels = "max_input_channels" if kind == "input" else "max_output_channels"
@@ -142,5 +168,7 @@ class DevicePicker(ModalScreen[bool]):
         event.stop()
         if event.button.id == "devices-use":
             await self.action_apply()
+        elif event.button.id == "devices-rescan":
+            await self.action_rescan()
         else:
             self.action_cancel()

@@ -48,6 +48,7 @@ class IceEditor(ModalScreen[IceConfig | None]):
         self.probe = probe
         self.timeout_s = ice.probe_timeout_ms / 1000
         self.current: Row | None = None  # the row in the form; None: the "new server" row
+        self._kept = ""  # the row's credential while masked (the field itself stays empty)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ice-dialog", classes="dialog") as dialog:
@@ -117,8 +118,10 @@ class IceEditor(ModalScreen[IceConfig | None]):
         self.query_one("#ice-url", Input).value = row.url if row else ""
         self.query_one("#ice-username", Input).value = row.username if row else ""
         credential = self.query_one("#ice-credential", Input)
-        credential.value = "" if row is None or row.read_only else row.credential  # env secrets stay out
-        credential.placeholder = "set in the environment" if row and row.read_only else "TURN credential"
+        # Masked, the field is empty and the credential kept aside: a password field would show
+        # one bullet per character, and the length is a hint too. Typing replaces it; Show shows it.
+        self._kept = "" if row is None or row.read_only else row.credential  # env secrets stay out
+        credential.value = ""
         self._reveal(False)
         self._errors({})
         self._enable(kind, read_only=bool(row and row.read_only))
@@ -146,7 +149,11 @@ class IceEditor(ModalScreen[IceConfig | None]):
     def _form_row(self) -> Row:
         return make_row(self.query_one("#ice-kind", Select).value, self.query_one("#ice-url", Input).value,
                         self.query_one("#ice-username", Input).value,
-                        self.query_one("#ice-credential", Input).value)
+                        self._credential())
+
+    def _credential(self) -> str:
+        """What the credential is now: what is typed, else the one kept aside."""
+        return self.query_one("#ice-credential", Input).value or self._kept
 
     def _form_changed(self) -> bool:
         url = self.query_one("#ice-url", Input).value.strip()
@@ -155,7 +162,7 @@ class IceEditor(ModalScreen[IceConfig | None]):
         if self.current.read_only:
             return False
         return (self.query_one("#ice-kind", Select).value, url, self.query_one("#ice-username", Input).value.strip(),
-                self.query_one("#ice-credential", Input).value) != \
+                self._credential()) != \
             (self.current.kind, self.current.url, self.current.username, self.current.credential)
 
     @on(Select.Changed, "#ice-kind")
@@ -165,6 +172,8 @@ class IceEditor(ModalScreen[IceConfig | None]):
 
     @on(Input.Changed, "#ice-url, #ice-username, #ice-credential")
     def _field_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "ice-credential" and not event.input.password:
+            self._kept = ""  # shown: the field holds the whole truth, emptied on purpose included
         if event.input.id == "ice-url":
             scheme = event.value.strip().partition(":")[0].lower()
             kind = {"stun": "stun", "turn": "turn", "turns": "turn"}.get(scheme)
@@ -231,8 +240,17 @@ class IceEditor(ModalScreen[IceConfig | None]):
             self.rebuild(moved)
 
     def _reveal(self, show: bool) -> None:
-        self.query_one("#ice-credential", Input).password = not show
+        field = self.query_one("#ice-credential", Input)
+        if show and not field.value:
+            kept, self._kept = self._kept, ""
+            field.value = kept
+        elif not show and field.value:
+            self._kept, field.value = field.value, ""
+        field.password = not show
         self.query_one("#ice-reveal", Button).label = "Hide" if show else "Show"
+        read_only = bool(self.current and self.current.read_only)
+        field.placeholder = ("set in the environment" if read_only else
+                             f"{MASK} set (type to replace)" if self._kept else "TURN credential")
 
     # -- test, save, cancel ------------------------------------------------------------------
     def action_test(self) -> None:

@@ -19,10 +19,13 @@ from sandra_tui.call.events import (
     AudioLevels,
     DevicesChanged,
     Event,
+    CallState,
     LatencySample,
+    MediaPath,
     MuteChanged,
     PlayoutStats,
     Quality,
+    RecordingChanged,
     Speech,
     StateChanged,
 )
@@ -32,12 +35,14 @@ from sandra_tui.ui.widgets.call_status import CallStatus
 from sandra_tui.ui.widgets.devices_line import DevicesLine
 from sandra_tui.ui.widgets.latency_spark import LatencySpark
 from sandra_tui.ui.widgets.level_meter import LevelMeter
+from sandra_tui.ui.widgets.media_line import MediaLine
 from sandra_tui.ui.widgets.mic_status import MicStatus
 from sandra_tui.ui.widgets.playout_line import PlayoutLine
 from sandra_tui.ui.widgets.quality_line import QualityLine
 from sandra_tui.ui.widgets.transcript import Transcript
 
 REPAINT_HZ = 8
+MEDIA_POLL_S = 2.0  # the media path (candidate pair, codec, bitrate) is read this often in a call
 
 
 class MainScreen(Screen):
@@ -54,6 +59,8 @@ class MainScreen(Screen):
         self._quality: Quality | None = None
         self._playout: PlayoutStats | None = None
         self._dirty = False
+        self.state = CallState.IDLE
+        self.recording = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -69,7 +76,20 @@ class MainScreen(Screen):
         self.show_mic()
         self.query_one(Input).focus()
         self.set_interval(1 / REPAINT_HZ, self.repaint)
+        self.set_interval(MEDIA_POLL_S, self.poll_media)
         self.post_message(self.Ready())
+
+    async def poll_media(self) -> None:
+        """Ask the controller which path the media takes (it reads the connection's stats)."""
+        reader = getattr(self.controller, "media_path", None)
+        if reader is None or self.state != CallState.CONNECTED:
+            return
+        try:
+            path = await reader()
+        except Exception:  # noqa: BLE001 - a closing connection: nothing to show this time
+            return
+        if path is not None and self.state == CallState.CONNECTED:
+            self.query_one(MediaLine).show(path)
 
     # -- events in -------------------------------------------------------------------------
     def take(self, event: Event) -> None:
@@ -82,9 +102,27 @@ class MainScreen(Screen):
         elif isinstance(event, LatencySample):
             self.query_one(LatencySpark).add(event.name, event.ms, event.cls)
         elif isinstance(event, StateChanged):
+            self.state = event.state
             self.query_one(CallStatus).show(event)
+            if event.state != CallState.CONNECTED:
+                # Figures of a path that no longer carries anything would mislead.
+                self._quality = self._playout = None
+                self._levels = None
+                self.query_one(QualityLine).show(None, event.state)
+                self.query_one(PlayoutLine).show(None)
+                self.query_one(MediaLine).show(None)
+                if event.state in (CallState.ENDED, CallState.FAILED, CallState.IDLE):
+                    self.recording = False
+            self.show_mic()
+        elif isinstance(event, MediaPath):
+            self.query_one(MediaLine).show(event)
+        elif isinstance(event, RecordingChanged):
+            self.recording = event.active
+            self.show_mic()
         elif isinstance(event, Speech):
             self.query_one(CallStatus).show_speech(event.what)
+            if event.what == "reply_cancelled":
+                self.query_one(Transcript).mark_interrupted()
         elif isinstance(event, MuteChanged):
             self.show_mic()
         elif isinstance(event, DevicesChanged):
@@ -92,7 +130,10 @@ class MainScreen(Screen):
 
     def show_mic(self) -> None:
         audio = self.controller.audio
-        self.query_one(MicStatus).show(audio.muted, audio.push_to_talk, audio.talking)
+        self.query_one(MicStatus).show(audio.muted, audio.push_to_talk, audio.talking,
+                                       in_call=self.state == CallState.CONNECTED,
+                                       text_only=getattr(audio, "devices", None) is None,
+                                       recording=self.recording)
 
     def repaint(self) -> None:
         """Paint what the event streams left since the last frame (also callable from tests)."""
@@ -105,8 +146,9 @@ class MainScreen(Screen):
         if self._levels is not None:
             self.query_one("#level-in", LevelMeter).show(self._levels.input_dbfs, self._levels.input_peak_dbfs)
             self.query_one("#level-out", LevelMeter).show(self._levels.output_dbfs, self._levels.output_peak_dbfs)
-        self.query_one(QualityLine).show(self._quality)
-        self.query_one(PlayoutLine).show(self._playout)
+        if self.state == CallState.CONNECTED:
+            self.query_one(QualityLine).show(self._quality, self.state)
+            self.query_one(PlayoutLine).show(self._playout)
 
     # -- typing ------------------------------------------------------------------------------
     async def on_input_submitted(self, message: Input.Submitted) -> None:

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from sandra_tui.ui.widgets.call_status import CallStatus
 from sandra_tui.ui.widgets.devices_line import DevicesLine
 from sandra_tui.ui.widgets.level_meter import LevelMeter
+from sandra_tui.ui.widgets.media_line import MediaLine
 from sandra_tui.ui.widgets.mic_status import MicStatus
 from sandra_tui.ui.widgets.playout_line import PlayoutLine
 from sandra_tui.ui.widgets.quality_line import QualityLine
@@ -34,6 +35,7 @@ class CallPane(Vertical):
         with Horizontal(classes="pane-row"):
             yield QualityLine()
             yield PlayoutLine()
+        yield MediaLine()
         yield DevicesLine()
 
     @property
@@ -43,4 +45,4 @@ class CallPane(Vertical):
     def text(self) -> str:
         """Everything the pane shows, as plain text (for tests and logs)."""
         return "\n".join(str(w.render()) for w in self.query("CallStatus, MicStatus, LevelMeter, QualityLine, "
-                                                              "PlayoutLine, DevicesLine"))
+                                                              "PlayoutLine, MediaLine, DevicesLine"))

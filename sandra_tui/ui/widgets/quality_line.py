@@ -1,20 +1,27 @@
-"""Connection quality from the controller's Quality event: RTT, jitter, loss, MOS."""
+"""Connection quality from the controller's Quality event: RTT, jitter, loss, MOS.
+
+Figures are only shown while a call is up: after a hang-up or during an outage the last ones
+would describe a path that no longer carries anything."""
 
 from __future__ import annotations
 
 from textual.content import Content
 from textual.widgets import Static
 
-from sandra_tui.call.events import Quality
+from sandra_tui.call.events import CallState, Quality
+
+NO_FIGURES = {CallState.RECONNECTING: "quality: no path (reconnecting)",
+              CallState.CONNECTING: "quality: connecting", CallState.ACQUIRING_TOKEN: "quality: connecting"}
 
 
 class QualityLine(Static):
     def on_mount(self) -> None:
         self.show(None)
 
-    def show(self, q: Quality | None) -> None:
+    def show(self, q: Quality | None, state: CallState | None = None) -> None:
         if q is None:
-            self.update(Content.styled("quality: no stats yet", "$text-muted"))
+            text = NO_FIGURES.get(state, "quality: no stats yet" if state == CallState.CONNECTED else "quality: no call")
+            self.update(Content.styled(text, "$text-muted"))
             return
         rtt = "-" if q.rtt_ms is None else f"{q.rtt_ms:.0f}"
         jitter = "-" if q.jitter_ms is None else f"{q.jitter_ms:.0f}"

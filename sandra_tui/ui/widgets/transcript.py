@@ -29,6 +29,10 @@ class Transcript(VerticalScroll):
         self._revision = -1
         self._views: dict[int, MessageView] = {}  # id(history message) -> its view, in history order
         self.border_title = "Transcript"
+        # Following the newest message until the operator scrolls up. Kept as a flag, not read
+        # from the position at each sync: after the window shrinks the old position is no
+        # longer the end, and new messages would land off screen.
+        self.following = True
 
     def compose(self):
         yield Static(EMPTY, id="transcript-empty")
@@ -40,7 +44,7 @@ class Transcript(VerticalScroll):
         if not force and self.history.revision == self._revision:
             return
         self._revision = self.history.revision
-        follow = self.scroll_y >= self.max_scroll_y - 1  # the operator scrolled up: stay put
+        follow = self.following
         messages = self.history.messages()
         alive = {id(m) for m in messages}
         views: dict[int, MessageView] = {}
@@ -65,7 +69,28 @@ class Transcript(VerticalScroll):
     async def _follow(self, mounted) -> None:
         if mounted is not None:
             await mounted  # scroll once the new messages are laid out, or the end is the old end
-        self.scroll_end(animate=False)
+        self.scroll_end(animate=False, immediate=True)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new < old and new < self.max_scroll_y - 1:
+            self.following = False  # the operator scrolled up: stay put
+        elif new >= self.max_scroll_y - 1:
+            self.following = True  # back at the end: follow again
+
+    def on_resize(self) -> None:
+        if self.following:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+
+    def mark_interrupted(self) -> None:
+        """Sandra's reply was stopped: the newest reply still streaming shows "(interrupted)"
+        and loses its cursor, even when the server never says which item it cut."""
+        for view in reversed(list(self._views.values())):
+            if view.message.role == "assistant":
+                if not view.message.final or view.message.status == "interrupted":
+                    view.interrupted = True
+                    view.sync()
+                return
 
     def message_count(self) -> int:
         return len(self._views)

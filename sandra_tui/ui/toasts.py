@@ -1,0 +1,45 @@
+"""One toast per distinct message: a repeat within the window updates a count ("... x7")
+instead of stacking another toast (a device that keeps failing must not bury the screen)."""
+
+from __future__ import annotations
+
+import time
+
+from textual.notifications import Notification, Notify
+
+from sandra_tui.config.load import mask_url_credentials
+from sandra_tui.secrets import redact
+
+WINDOW_S = 30.0
+
+
+def clean(text: str) -> str:
+    """Every text the UI shows from elsewhere: registered secrets and ICE URL credentials masked."""
+    return mask_url_credentials(redact(str(text)))
+
+
+class Toasts:
+    def __init__(self, app, window_s: float = WINDOW_S, clock=time.monotonic) -> None:
+        self.app = app
+        self.window_s = window_s
+        self.clock = clock
+        self._shown: dict[tuple[str, str, str], tuple[Notification, int, float]] = {}
+
+    def show(self, message: str, *, title: str = "", severity: str = "information", timeout: float = 8) -> int:
+        """Show `message` (masked); returns how many times it was shown within the window."""
+        message = clean(message)
+        key = (title, severity, message)
+        now = self.clock()
+        old = self._shown.get(key)
+        count = 1
+        if old is not None and now - old[2] <= self.window_s:
+            count = old[1] + 1
+            if old[0] in self.app._notifications:
+                self.app._unnotify(old[0], refresh=False)
+        for stale in [k for k, (_, _, at) in self._shown.items() if now - at > self.window_s]:
+            del self._shown[stale]
+        text = message if count == 1 else f"{message} x{count}"
+        notification = Notification(text, title, severity, timeout, markup=False)
+        self._shown[key] = (notification, count, now)
+        self.app.post_message(Notify(notification))
+        return count
