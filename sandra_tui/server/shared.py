@@ -6,8 +6,8 @@
   exact sliding window across all replicas (metrics/ratelimit.py SharedWindowLimiter);
 - holds a row per local-agent call in `sandra_calls`, so `max_calls_per_client` and `max_calls`
   count the calls of every replica. A slot is taken before the offer is answered and named
-  after the call id once it is; each replica refreshes its rows every SYNC_S and drops those
-  of calls that ended, so a slot is free again at most SYNC_S after its call ends; rows of a
+  after the call id once it is; a hang-up frees it at once; each replica refreshes its rows
+  every SYNC_S and drops those of calls that ended otherwise (within GRACE_S + SYNC_S); rows of a
   replica that died unannounced are dead after STALE_S, and a replica restarted under the same
   SANDRA_REPLICA_ID drops its old rows at start.
 
@@ -37,6 +37,7 @@ from sandra_tui.server.metrics.ratelimit import SHARED_SCHEMA, SharedWindowLimit
 log = logging.getLogger("sandra_tui.server.shared")
 LOCK_ID = 0x5A4D7262  # schema creation, one replica at a time
 SYNC_S = 1.0
+GRACE_S = 3 * SYNC_S
 STALE_S = 10.0
 CALLS_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sandra_calls (
@@ -82,6 +83,7 @@ class SharedLimits:
         self.pool = None
         self.limiter: SharedWindowLimiter | None = None
         self._sync: asyncio.Task | None = None
+        self._pending: set[str] = set()  # slots of offers being answered now
         self._last_error = -1e9
 
     # -- life ----------------------------------------------------------------------------------
@@ -129,14 +131,17 @@ class SharedLimits:
         sweep_at = time.monotonic() + 60
         while True:
             await asyncio.sleep(SYNC_S)
-            live = list(self.calls.calls)
+            live = list(self.calls.calls) + list(self._pending)
             try:
                 async with self.pool.acquire() as conn:
                     await conn.execute("UPDATE sandra_calls SET seen_at = extract(epoch FROM clock_timestamp()) "
-                                       "WHERE owner = $1 AND (call_id = ANY($2::text[]) OR call_id LIKE 'pending:%')",
-                                       self.owner, live)
-                    await conn.execute("DELETE FROM sandra_calls WHERE owner = $1 AND call_id NOT LIKE 'pending:%' "
-                                       "AND NOT call_id = ANY($2::text[])", self.owner, live)
+                                       "WHERE owner = $1 AND call_id = ANY($2::text[])", self.owner, live)
+                    # ended calls, and slots whose release failed (the database was away); not
+                    # refreshed for GRACE_S, so that a slot taken or renamed while this tick's
+                    # list was made is never among them
+                    await conn.execute("DELETE FROM sandra_calls WHERE owner = $1 AND NOT call_id = ANY($2::text[]) "
+                                       "AND seen_at < extract(epoch FROM clock_timestamp()) - $3",
+                                       self.owner, live, GRACE_S)
                 if time.monotonic() > sweep_at:
                     sweep_at = time.monotonic() + 60
                     await self.limiter.sweep()
@@ -179,7 +184,17 @@ class SharedLimits:
                                   "rate_limited", headers)
         if request.path == CALLS_PATH and request.method == "POST" and not self.relaying:
             return await self._call(request, handler)
-        return await handler(request)
+        response = await handler(request)
+        if request.method == "POST" and request.path.startswith(CALLS_PATH + "/") and request.path.endswith(
+                "/hangup") and response.status == 200 and not self.relaying:
+            call_id = request.path[len(CALLS_PATH) + 1:-len("/hangup")]
+            try:  # the slot is free at once (else within GRACE_S + SYNC_S)
+                async with self.pool.acquire() as conn:
+                    await conn.execute("DELETE FROM sandra_calls WHERE call_id = $1 AND owner = $2", call_id,
+                                       self.owner)
+            except Exception as exc:  # noqa: BLE001
+                self._db_failed("call slot release", exc)
+        return response
 
     async def _call(self, request: web.Request, handler):
         header = request.headers.get("Authorization", "")
@@ -187,14 +202,18 @@ class SharedLimits:
             return await handler(request)  # the handler's 401: no slot for a caller without a key
         slot = "pending:" + uuid.uuid4().hex
         client = request.remote or "?"
+        self._pending.add(slot)
         try:
             async with self.pool.acquire() as conn:
                 code = await conn.fetchval("SELECT sandra_call_reserve($1, $2, $3, $4, $5, $6, $7)", slot,
                                            self.replica, self.owner, client, self.s.max_calls_per_client,
                                            self.s.max_calls, STALE_S)
         except Exception as exc:  # noqa: BLE001
+            self._pending.discard(slot)
             self._db_failed("call slot", exc)
             return await handler(request)
+        if code is not None:
+            self._pending.discard(slot)
         if code == "too_many_calls":
             return json_error(429, f"at most {self.s.max_calls_per_client} concurrent calls per client",
                               "too_many_calls")
@@ -207,12 +226,16 @@ class SharedLimits:
         finally:
             location = response.headers.get("Location", "") if response is not None and response.status == 201 else ""
             call_id = location.rpartition("/")[2]
-            with contextlib.suppress(Exception):  # else the sync loop or STALE_S frees it
+            try:
                 async with self.pool.acquire() as conn:
                     if call_id:
                         await conn.execute("UPDATE sandra_calls SET call_id = $1 WHERE call_id = $2", call_id, slot)
                     else:
                         await conn.execute("DELETE FROM sandra_calls WHERE call_id = $1", slot)
+            except Exception as exc:  # noqa: BLE001 - the sync loop frees it (not in `live`)
+                self._db_failed("call slot release", exc)
+            finally:
+                self._pending.discard(slot)
 
 
 def install(app: web.Application, settings, *, prom, calls, check_key) -> SharedLimits | None:
