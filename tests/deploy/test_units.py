@@ -80,3 +80,15 @@ async def test_shared_window_is_exact_under_concurrency_and_slides(postgres_serv
     finally:
         for pool in pools:
             await pool.close()
+
+
+def test_a_bad_replica_id_stops_serve_at_start(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SANDRA_REPLICA_ID": "R_1", "SANDRA_DATA_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "sandra_tui", "serve", "--port", "0"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "SANDRA_REPLICA_ID must be 1-16 lowercase letters or digits" in r.stderr and "Traceback" not in r.stderr
