@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from textual.notifications import Notification, Notify
+from textual.notifications import Notification
 
 from sandra_tui.config.load import mask_url_credentials
 from sandra_tui.secrets import redact
@@ -41,5 +41,8 @@ class Toasts:
         text = message if count == 1 else f"{message} x{count}"
         notification = Notification(text, title, severity, timeout, markup=False)
         self._shown[key] = (notification, count, now)
-        self.app.post_message(Notify(notification))
+        # Added at once (as App._on_notify does), not posted: a burst of identical notices in
+        # one tick must find the toast it replaces already there.
+        self.app._notifications.add(notification)
+        self.app._refresh_notifications()
         return count
