@@ -7,7 +7,8 @@ mode=${1:-run}
 
 run_pkgs=(libportaudio2 python3 python3-venv python3-dev)
 test_pkgs=(pulseaudio pulseaudio-utils libasound2-plugins coturn espeak-ng sox libsox-fmt-all iproute2 util-linux tmux wrk curl
-           librsvg2-bin fonts-firacode postgresql stress-ng nftables chromium chromium-common)
+           librsvg2-bin fonts-firacode postgresql stress-ng nftables chromium chromium-common
+           nginx prometheus)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -45,7 +45,7 @@ from aiohttp import web
 from sandra_tui import secrets
 from sandra_tui.shims import aioice as aioice_shim
 from sandra_tui.protocol.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
-from sandra_tui.server import hygiene, proxies
+from sandra_tui.server import hygiene, ops, proxies
 from sandra_tui.server.calls import CallError, CallRegistry
 from sandra_tui.server.errors import ErrorLog, json_error, json_errors
 from sandra_tui.server.faults import Faults
@@ -374,6 +374,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
                                          body_timeout_s=s.body_timeout_s), prom)
     app[METRICS] = metrics
     metrics.install(app)
+    # Shared rate limits and call caps across replicas (PostgreSQL), HTTP status and storage metrics.
+    ops.install(app, s, prom=prom, calls=app[CALLS], check_key=app[TOKENS].check, storage=storage)
     app.router.add_post(TOKEN_PATH, token)
     app.router.add_post(CALLS_PATH, create_call)
     app.router.add_post(CALLS_PATH + "/{call_id}/hangup", hangup)
