@@ -27,6 +27,9 @@ SHOTS = [  # (file name, scene, size)
     ("ice-editor-error", "ice-editor-error", (100, 30)),
     ("devices", "devices", (100, 30)),
     ("help", "help", (100, 30)),
+    ("history", "history", (100, 30)),
+    ("session-settings", "session-settings", (100, 30)),
+    ("confirm-clear", "confirm-clear", (100, 30)),
 ]
 
 

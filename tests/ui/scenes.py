@@ -182,6 +182,43 @@ async def help_screen(pilot) -> None:
     await _open(pilot, "f1")
 
 
+async def session_settings(pilot) -> None:
+    await _open(pilot, "f10")
+
+
+async def history_screen(pilot) -> None:
+    """Two saved calls in a store under a fixed temp path, times fixed."""
+    import tempfile
+
+    from sandra_tui.call.call_log import CallRecord, CallStore, summary_line
+
+    import atexit
+    import shutil
+
+    directory = Path(tempfile.mkdtemp(prefix="sandra-scene-"))
+    atexit.register(shutil.rmtree, directory, True)
+    store = CallStore(directory / "calls.sqlite3")
+    for i, (length, mos, p50) in enumerate(((192, 4.3, 410), (61, 3.9, 620))):
+        start = 1_767_000_000 + i * 3600
+        r = CallRecord(start, start + length, "ended", reconnects=i, mos_avg=mos, mos_min=mos - 0.3,
+                       latency_p50_ms=p50, latency_p95_ms=p50 * 2, turns=3 - i,
+                       messages=[{"ts": start + 5, "role": "user", "text": "check booking 1234", "status": ""},
+                                 {"ts": start + 6, "role": "assistant", "text": "Booking 1234 is confirmed.",
+                                  "status": ""}])
+        r.summary = summary_line(r)
+        store.add(r)
+    pilot.app.call_store = store
+    await _open(pilot, "f9")
+    pilot.app.screen.query_one("#history-note").update("2 call(s)")  # the temp path would differ per run
+
+
+async def confirm_clear(pilot) -> None:
+    await ready(pilot)
+    pilot.app.controller.say("user", "something worth keeping")
+    await pilot.press("f7")
+    await pilot.pause()
+
+
 SCENES = {
     "idle": idle,
     "connected": connected,
@@ -192,4 +229,7 @@ SCENES = {
     "ice-editor-revealed": ice_editor_revealed,
     "devices": devices,
     "help": help_screen,
+    "session-settings": session_settings,
+    "history": history_screen,
+    "confirm-clear": confirm_clear,
 }
