@@ -1,8 +1,14 @@
 """PortAudio streams (sounddevice) for the microphone and the speaker.
 
 The callbacks run on PortAudio's thread: they only copy, resample (soxr, stateful) and hand
-over through lock-protected buffers; nothing in them blocks on the event loop. A stream that
-stops calling back (device unplugged, server gone) is noticed by `stalled()`.
+over through lock-protected buffers; nothing in them blocks on the event loop. At the device's
+own 48 kHz they allocate no sample arrays (preallocated blocks and a ring of frames): a
+callback that makes garbage is one that a busy machine's collector pauses.
+
+Health, read by DeviceAudio's check: `gone()` is a stream PortAudio stopped (an error, the
+device unplugged); `stalled()` is no callback for a second, which a starved CPU can cause as
+well as a dead device; `take_lateness()` is how late the callbacks ran since it was last read
+(the longest gap between two, and PortAudio's xrun count).
 """
 
 from __future__ import annotations
@@ -43,8 +49,11 @@ class _Stream:
         self.rate = rate
         self.block_ms = block_ms
         self.last_callback = time.monotonic()
+        self.opened_at = self.last_callback
         self.callbacks = 0
         self.xruns = 0  # PortAudio's own over/underflow flags
+        self.max_gap = 0.0  # the longest time between two callbacks since take_lateness()
+        self._xruns_seen = 0
         self.error: str | None = None
         self.trace = None  # an EdgeTrace when a benchmark asks
         self._stream = None
@@ -67,6 +76,31 @@ class _Stream:
         if self.error:
             return True
         return self._stream is not None and time.monotonic() - self.last_callback > after_s
+
+    def gone(self) -> bool:
+        """PortAudio itself says the stream is over (an error, or it stopped running)."""
+        if self.error:
+            return True
+        stream = self._stream
+        try:
+            return stream is None or not stream.active
+        except Exception:  # noqa: BLE001 - a stream on a vanished device can fail to answer
+            return True
+
+    def take_lateness(self) -> tuple[float, int]:
+        """(longest gap between callbacks in s, new xruns) since the last call."""
+        gap = max(self.max_gap, time.monotonic() - self.last_callback)
+        self.max_gap = 0.0
+        xruns, self._xruns_seen = self.xruns - self._xruns_seen, self.xruns
+        return gap, xruns
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        gap = now - self.last_callback
+        if gap > self.max_gap:
+            self.max_gap = gap
+        self.last_callback = now
+        self.callbacks += 1
 
     def abort(self) -> None:
         """Stop at once (what a vanished device looks like to us); for tests and fallback."""
@@ -99,15 +133,24 @@ class MicStream(_Stream):
         self.frames = FrameQueue(max_frames)
         self.on_capture = on_capture  # called on PortAudio's thread with each block (echo canceller)
         self._resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="int16") if self.rate != RATE else None
-        self._pending = np.zeros(0, dtype=np.int16)
+        # Frames are filled in place in a ring; the queue holds at most max_frames of them and
+        # the reader copies one out at once, so a slot is rewritten long after it was read.
+        ring = np.zeros((max_frames + 4, FRAME), dtype=np.int16)
+        self._ring = [ring[i] for i in range(len(ring))]  # views made once, not per frame
+        self._slot = 0
+        self._fill = 0
+        self._block = np.zeros(self.rate * block_ms // 1000, dtype=np.int16)
         self._start(sd.InputStream, "microphone")
 
     def _callback(self, indata, frames, time_info, status) -> None:
-        self.last_callback = time.monotonic()
-        self.callbacks += 1
+        self._tick()
         if status.input_overflow:
             self.xruns += 1
-        block = indata[:, 0].copy()
+        if frames == len(self._block):
+            block = self._block
+            np.copyto(block, indata[:, 0])
+        else:  # PortAudio gave an odd-sized block: rare, allowed to allocate
+            block = indata[:, 0].copy()
         if self.trace is not None:
             lag = max(0.0, time_info.currentTime - time_info.inputBufferAdcTime)
             self.trace.mark("adc", block, -lag)
@@ -117,10 +160,20 @@ class MicStream(_Stream):
             block = self.on_capture(block)
         if self.trace is not None:
             self.trace.mark("captured", block)
-        self._pending = np.concatenate([self._pending, block]) if len(self._pending) else block
-        while len(self._pending) >= FRAME:
-            self.frames.put(self._pending[:FRAME])
-            self._pending = self._pending[FRAME:]
+        self._append(block)
+
+    def _append(self, block: np.ndarray) -> None:
+        done = 0
+        while done < len(block):
+            frame = self._ring[self._slot]
+            take = min(FRAME - self._fill, len(block) - done)
+            frame[self._fill : self._fill + take] = block[done : done + take]
+            self._fill += take
+            done += take
+            if self._fill == FRAME:
+                self.frames.put(frame)
+                self._slot = (self._slot + 1) % len(self._ring)
+                self._fill = 0
 
 
 class SpeakerStream(_Stream):
@@ -139,14 +192,13 @@ class SpeakerStream(_Stream):
         self._start(sd.OutputStream, "speaker")
 
     def _callback(self, outdata, frames, time_info, status) -> None:
-        self.last_callback = time.monotonic()
-        self.callbacks += 1
+        self._tick()
         if status.output_underflow:
             self.xruns += 1
         if self._resampler is None:
-            block = self.playout.pull(frames)
+            block = outdata[:, 0]  # a view: the playout buffer fills the device's own buffer
+            self.playout.pull_into(block)
             self._rendered(block, time_info)
-            outdata[:, 0] = block
             return
         while len(self._fifo) < frames:
             block = self.playout.pull(RATE * self.block_ms // 1000)

@@ -38,6 +38,10 @@ class _Blocks:
         self._pending = np.zeros(0, dtype=np.int16)
 
     def feed(self, samples: np.ndarray):
+        if not len(self._pending) and not len(samples) % BLOCK:  # whole blocks: no copies
+            for start in range(0, len(samples), BLOCK):
+                yield samples[start : start + BLOCK]
+            return
         data = np.concatenate([self._pending, samples]) if len(self._pending) else samples
         whole = len(data) - len(data) % BLOCK
         self._pending = data[whole:].copy()
@@ -130,14 +134,35 @@ class EchoCanceller:
     def render(self, samples: np.ndarray) -> None:
         if self.failed:
             return
+        if not len(self._render._pending) and len(samples) == BLOCK:  # the usual 10 ms block
+            self._render_block(samples)
+            return
         for block in self._render.feed(samples):
-            if int(np.abs(block).max()) <= SILENT_PEAK:
-                self._silent_blocks += 1
-                if self.idle:
-                    continue
-            else:
-                self._silent_blocks = 0
-            self._run("apm_process_reverse_stream", block)
+            self._render_block(block)
+
+    def _render_block(self, block: np.ndarray) -> None:
+        # max and -min, not np.abs: no array made on the speaker's thread
+        if max(int(block.max()), -int(block.min())) <= SILENT_PEAK:
+            self._silent_blocks += 1
+            if self.idle:
+                return
+        else:
+            self._silent_blocks = 0
+        self._run("apm_process_reverse_stream", block, keep=False)
+
+    def capture_into(self, samples: np.ndarray) -> np.ndarray:
+        """`capture` that writes the cleaned audio over `samples` (the microphone callback's own
+        buffer) when it is whole 10 ms blocks: no arrays made. Returns the cleaned samples."""
+        if self.failed or self.idle and not len(self._capture._pending):
+            if not self.failed:
+                self.skipped += 1
+            return samples
+        if len(self._capture._pending) or len(samples) % BLOCK:
+            return self.capture(samples)
+        for start in range(0, len(samples), BLOCK):
+            block = samples[start : start + BLOCK]
+            self._run("apm_process_stream", block, out=block)
+        return samples
 
     def capture(self, samples: np.ndarray) -> np.ndarray:
         """Microphone samples in, the same amount (give or take a block held back) out, cleaned."""
@@ -153,16 +178,25 @@ class EchoCanceller:
             return out[0]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
 
-    def _run(self, kind: str, block: np.ndarray) -> np.ndarray:
-        """The processed block (a copy), or the block unchanged once the module has failed."""
+    def _run(self, kind: str, block: np.ndarray, out: np.ndarray | None = None, keep: bool = True):
+        """The processed block (a copy, or written into `out`; nothing with keep=False), or the
+        block unchanged once the module has failed."""
         try:
             with self._lock:
                 if self._direct is not None:
-                    return self._direct.process(kind, block).copy()
-                frame = self._rtc.AudioFrame(block.tobytes(), RATE, 1, BLOCK)
-                method = self._apm.process_stream if kind == "apm_process_stream" else self._apm.process_reverse_stream
-                method(frame)
-                return np.frombuffer(frame.data, dtype=np.int16).copy()
+                    result = self._direct.process(kind, block)
+                else:
+                    frame = self._rtc.AudioFrame(block.tobytes(), RATE, 1, BLOCK)
+                    method = self._apm.process_stream if kind == "apm_process_stream" \
+                        else self._apm.process_reverse_stream
+                    method(frame)
+                    result = np.frombuffer(frame.data, dtype=np.int16)
+                if not keep:
+                    return None
+                if out is not None:
+                    np.copyto(out, result)
+                    return out
+                return result.copy()
         except Exception:  # noqa: BLE001 - never break the audio thread; pass audio through instead
             self.failed = True
             log.exception("echo canceller failed; audio passes through unprocessed from now on")

@@ -313,10 +313,13 @@ class FrameQueue:
     """Bounded hand-off of 20 ms frames from a PortAudio thread to the asyncio side.
 
     Keeps at most `max_frames`; older ones are dropped (and counted) so capture delay stays low.
+    A fixed ring of references, not a deque: putting allocates nothing on the audio thread.
     """
 
     def __init__(self, max_frames: int = 3) -> None:
-        self._frames: deque[np.ndarray] = deque()
+        self._slots: list[np.ndarray | None] = [None] * max_frames
+        self._head = 0  # the oldest frame
+        self._count = 0
         self._lock = threading.Lock()
         self.max_frames = max_frames
         self.dropped = 0
@@ -324,10 +327,12 @@ class FrameQueue:
 
     def put(self, frame: np.ndarray) -> None:
         with self._lock:
-            self._frames.append(frame)
-            while len(self._frames) > self.max_frames:
-                self._frames.popleft()
+            if self._count == self.max_frames:  # full: the oldest goes
+                self._head = (self._head + 1) % self.max_frames
+                self._count -= 1
                 self.dropped += 1
+            self._slots[(self._head + self._count) % self.max_frames] = frame
+            self._count += 1
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             loop, future = waiter
@@ -338,7 +343,7 @@ class FrameQueue:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
-            if self._frames:
+            if self._count:
                 return True
             self._waiter = (loop, future)
         try:
@@ -347,14 +352,19 @@ class FrameQueue:
         except asyncio.TimeoutError:
             with self._lock:
                 self._waiter = None
-            return bool(self._frames)
+            return bool(self._count)
 
     def get(self) -> np.ndarray | None:
         with self._lock:
-            return self._frames.popleft() if self._frames else None
+            if not self._count:
+                return None
+            frame, self._slots[self._head] = self._slots[self._head], None
+            self._head = (self._head + 1) % self.max_frames
+            self._count -= 1
+            return frame
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return self._count
 
 
 def _wake(future: asyncio.Future) -> None:
