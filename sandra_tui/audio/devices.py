@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 
@@ -25,6 +27,9 @@ class Device:
 
 
 def _sounddevice():
+    from sandra_tui.audio.quiet import silence_alsa
+
+    silence_alsa()  # before PortAudio starts: its probing of ALSA devices is the noisiest part
     try:
         import sounddevice
     except OSError as exc:  # the PortAudio shared library is missing
@@ -46,6 +51,26 @@ def list_devices() -> list[Device]:
                           info["max_output_channels"], info["default_samplerate"],
                           index == default_in, index == default_out))
     return out
+
+
+def fresh_devices(timeout_s: float = 20.0) -> list[Device] | None:
+    """The devices as a new PortAudio sees them now, or None when that could not be asked.
+
+    PortAudio's list in this process is fixed when it starts (re-reading it would close every
+    open stream), so a child process lists them. Slow (a second or two on a busy machine):
+    only asked when a stream looks dead. The generous timeout is for a loaded machine; a
+    child's ALSA complaints go to /dev/null, not the terminal."""
+    try:
+        out = subprocess.run([sys.executable, "-m", "sandra_tui.audio.devices"], capture_output=True, text=True,
+                             timeout=timeout_s, stdin=subprocess.DEVNULL, env=os.environ.copy())
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return [] if "cannot list" in out.stdout + out.stderr else None
+    try:
+        return [Device(**d) for d in json.loads(out.stdout)]
+    except (ValueError, TypeError):
+        return None
 
 
 def find_device(devices: list[Device], wanted: str, kind: str) -> Device | None:
@@ -79,3 +104,14 @@ def run_cli(args: argparse.Namespace) -> int:
         default += " (default output)" if d.default_output else ""
         print(f"{d.index:>3}  {marks}  {d.name} [{d.hostapi}]{default}")
     return 0
+
+
+if __name__ == "__main__":  # fresh_devices() runs this in a child process
+    from sandra_tui.audio.quiet import silence_alsa
+
+    silence_alsa()
+    try:
+        print(json.dumps([asdict(d) for d in list_devices()]))
+    except AudioUnavailable as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)

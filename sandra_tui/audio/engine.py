@@ -1,13 +1,19 @@
 """The audio side of a call as the controller sees it: a fresh mic track per connection
 attempt, a drain for the remote track into the playout buffer, mute/push-to-talk, levels,
-barge-in flush, device switching and fallback."""
+barge-in flush, device switching and fallback.
+
+Device work (opening, switching, the health check with its fallback) runs on one worker
+thread the engine owns, so two of them never swap streams at once. Notices are coalesced
+(`Notices`): one per condition per window, repeats told as a count.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import logging
 import time
+from collections import deque
 
 import numpy as np
 
@@ -22,6 +28,55 @@ log = logging.getLogger(__name__)
 
 LEVEL_INTERVAL_S = 0.1  # ~10 level updates a second
 MONITOR_INTERVAL_S = 1.0  # playout stats and device health
+NOTICE_WINDOW_S = 30.0  # one notice per condition per this long
+LATE_NOTICE = (3, 10.0)  # callbacks late in 3 checks within 10 s: worth telling (one is a hiccup)
+
+
+def _call_all(listeners, *args) -> None:
+    """Each listener on its own: one that raises is logged, the others still hear."""
+    for listener in list(listeners):
+        try:
+            listener(*args)
+        except Exception:  # noqa: BLE001 - a subscriber's bug must not stop the audio
+            log.exception("audio listener %r failed", listener)
+
+
+class Notices:
+    """At most one notice per condition (`key`) per window: the first at once; repeats are
+    counted and, when the window is over, told once with the count ("... x7")."""
+
+    def __init__(self, emit, window_s: float = NOTICE_WINDOW_S, clock=time.monotonic) -> None:
+        self._emit = emit
+        self.window_s = window_s
+        self._clock = clock
+        self._open: dict[str, list] = {}  # key -> [window start, message, count, count told]
+        self.sent = 0
+
+    def add(self, key: str, message: str) -> None:
+        entry = self._open.get(key)
+        if entry is None:
+            self._open[key] = [self._clock(), message, 1, 1]
+            self._send(message)
+            return
+        entry[1] = message
+        entry[2] += 1
+        self.flush()
+
+    def flush(self) -> None:
+        """Tell the counts of windows that are over (the engine calls this once a second)."""
+        now = self._clock()
+        for key, entry in list(self._open.items()):
+            if now - entry[0] < self.window_s:
+                continue
+            if entry[2] > entry[3]:
+                entry[0], entry[3] = now, entry[2]
+                self._send(f"{entry[1]} x{entry[2]}")
+            else:
+                del self._open[key]  # quiet for a whole window: the next one is news again
+
+    def _send(self, message: str) -> None:
+        self.sent += 1
+        self._emit(message)
 
 
 class AudioEngine:
@@ -47,6 +102,11 @@ class AudioEngine:
         self._last_out: np.ndarray | None = None
         self.frames_received = 0
         self.trace = None  # an EdgeTrace (set_trace) when a benchmark asks
+        self.notices = Notices(self._send_notice)
+        self._late: deque[float] = deque(maxlen=LATE_NOTICE[0])
+        # One thread for all device work: switch and fallback never swap streams at once.
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandra-audio")
+        self._worker_open = True
 
     @property
     def devices(self):
@@ -104,8 +164,8 @@ class AudioEngine:
         for sink in self.sinks:
             sink.write(samples)
         self._last_out = samples
-        for listener in self.output_listeners:
-            listener(samples)
+        if self.output_listeners:
+            _call_all(self.output_listeners, samples)
         self._maybe_levels()
 
     @property
@@ -133,15 +193,17 @@ class AudioEngine:
         i, o = self._last_in, self._last_out
         level_in = (rms_dbfs(i), peak_dbfs(i)) if i is not None else silent
         level_out = (rms_dbfs(o), peak_dbfs(o)) if o is not None else silent
-        for listener in list(self.level_listeners):
-            listener(level_in[0], level_out[0], level_in[1], level_out[1])
+        _call_all(self.level_listeners, level_in[0], level_out[0], level_in[1], level_out[1])
 
     # -- devices -----------------------------------------------------------------------------
+    async def _on_worker(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
     async def switch_devices(self, input_device: str | None, output_device: str | None) -> None:
         devices = self.devices
         if devices is None:
             raise AudioUnavailable("this call has no audio devices (text only)")
-        await asyncio.to_thread(devices.switch, input_device, output_device)  # opening a device can block
+        await self._on_worker(devices.switch, input_device, output_device)  # opening a device can block
         self.description = devices.describe()
         self._publish_devices("")
 
@@ -149,13 +211,14 @@ class AudioEngine:
         devices = self.devices
         if devices is None:
             return
-        for listener in list(self.device_listeners):
-            listener(devices.input_name, devices.output_name, reason)
+        _call_all(self.device_listeners, devices.input_name, devices.output_name, reason)
 
-    def _notice(self, message: str) -> None:
+    def _notice(self, message: str, key: str | None = None) -> None:
+        self.notices.add(key or message, message)
+
+    def _send_notice(self, message: str) -> None:
         log.warning("audio: %s", message)
-        for listener in list(self.notice_listeners):
-            listener(message)
+        _call_all(self.notice_listeners, message)
 
     def _start_monitor(self) -> None:
         if self._monitor is None or self._monitor.done():
@@ -169,16 +232,28 @@ class AudioEngine:
             devices.notices.clear()
         while True:
             await asyncio.sleep(MONITOR_INTERVAL_S)
-            if devices is not None:
-                reason = await asyncio.to_thread(devices.check)
-                if reason:
+            try:
+                await self._monitor_once(devices)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one failed check must not end the monitoring
+                log.exception("audio monitor: the check failed")
+
+    async def _monitor_once(self, devices) -> None:
+        if devices is not None:
+            for health in await self._on_worker(devices.check):
+                if health.key == "late":
+                    now = time.monotonic()
+                    self._late.append(now)
+                    if len(self._late) < LATE_NOTICE[0] or now - self._late[0] > LATE_NOTICE[1]:
+                        continue
+                self._notice(health.message, health.key)
+                if health.switched:
                     self.description = devices.describe()
-                    self._notice(reason)
-                    self._publish_devices(reason)
-            if self.playout is not None and self._drain is not None:
-                stats = self.playout.stats()
-                for listener in list(self.playout_listeners):
-                    listener(stats)
+                    self._publish_devices(health.message)
+        self.notices.flush()
+        if self.playout is not None and self._drain is not None:
+            _call_all(self.playout_listeners, self.playout.stats())
 
     async def detach(self) -> None:
         """The connection is gone (hang-up, reconnect): nothing more arrives, so the playout
@@ -187,21 +262,42 @@ class AudioEngine:
         if self.playout is not None:
             self.playout.flush()
         if self._drain is not None:
-            await self._drain.stop()
-            self._drain = None
+            drain, self._drain = self._drain, None
+            await drain.stop()
 
     async def close(self) -> None:
-        if self.playout is not None:
-            log.info("playout: %s", self.playout.stats())
-        await self.detach()
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
-            self._monitor = None
-        self.source.close()
-        for sink in self.sinks:
-            sink.close()
+        """Stops everything, whatever failed before: the streams are always closed."""
+        try:
+            if self.playout is not None:
+                log.info("playout: %s", self.playout.stats())
+            await self.detach()
+        except Exception:  # noqa: BLE001 - closing goes on: the devices must be released
+            log.exception("audio: detaching failed")
+        finally:
+            monitor, self._monitor = self._monitor, None
+            if monitor is not None:
+                monitor.cancel()
+                await asyncio.wait([monitor])  # not `await monitor`: its error is not ours to raise
+                if not monitor.cancelled() and monitor.exception() is not None:
+                    log.error("audio monitor had failed", exc_info=monitor.exception())
+            try:
+                if self._worker_open:
+                    await self._on_worker(self._close_devices)  # after any check in progress
+                else:
+                    self._close_devices()
+            except BaseException:
+                self._close_devices()  # cancelled while waiting: close here, then go on
+                raise
+            finally:
+                self._worker_open = False
+                self._worker.shutdown(wait=False)
+
+    def _close_devices(self) -> None:
+        for part in [self.source, *self.sinks]:
+            try:
+                part.close()
+            except Exception:  # noqa: BLE001 - one failing close must not leave the others open
+                log.exception("audio: closing %r failed", part)
 
 
 def build_engine(audio_config, *, use_devices: bool = True, device_rate: int = 0) -> tuple[AudioEngine, str | None]:
