@@ -54,28 +54,6 @@ def user_text_item(item_id: str, text: str) -> dict:
                      "content": [{"type": "input_text", "text": text}]}}
 
 
-def session_update(s, transcription_model: str = "whisper-1") -> dict:
-    """`session.update` from the config's [session] section."""
-    session = {
-        "type": "realtime",
-        "audio": {
-            "input": {
-                "turn_detection": {
-                    "type": "server_vad", "threshold": s.vad_threshold,
-                    "prefix_padding_ms": s.vad_prefix_padding_ms,
-                    "silence_duration_ms": s.vad_silence_duration_ms,
-                    "create_response": True, "interrupt_response": True,
-                },
-                "transcription": {"model": transcription_model},
-            },
-            "output": {"voice": s.voice},
-        },
-    }
-    if s.instructions:
-        session["instructions"] = s.instructions
-    return {"type": "session.update", "session": session}
-
-
 def settings_update(s, include_voice: bool = True, transcription_model: str = "whisper-1") -> dict:
     """`session.update` with every [session] setting the operator can change during a call
     (turn detection, noise reduction, transcription language; the voice while allowed)."""
@@ -151,7 +129,7 @@ class RealtimeSession:
             return False
 
     def configure(self, session_config) -> None:
-        self.send(session_update(session_config))
+        self.send(settings_update(session_config))  # every saved setting, from the first moment
 
     def reseed(self, messages, skip_ids=()) -> int:
         """Give a new session the conversation so far; returns how many items went."""

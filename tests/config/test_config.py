@@ -120,10 +120,10 @@ def test_corrupt_config_is_kept_aside_and_defaults_used(tmp_config):
     tmp_config.write_text("this is [not toml")
     r = run_cli("config", "show")
     assert r.returncode == 0
-    assert "config is invalid, kept as" in r.stderr and "using defaults" in r.stderr
-    kept = list(tmp_config.parent.glob("config.toml.bad-*"))
-    assert len(kept) == 1 and kept[0].read_text() == "this is [not toml"
-    assert not tmp_config.exists()  # nothing written over it or in its place
+    assert "using defaults" in r.stderr
+    # `config show` only reads: the bad file stays where it is, untouched (the TUI is what sets it aside).
+    assert not list(tmp_config.parent.glob("config.toml.bad-*"))
+    assert tmp_config.read_text() == "this is [not toml"
 
 
 def test_config_show_done_when(tmp_path):
@@ -135,13 +135,13 @@ def test_config_show_done_when(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert sum(1 for line in out.splitlines() if line.strip().startswith("stun ")) == 7
-    assert "turn:turn.example.com:3478" in out and "credential=s3****" in out
+    assert "turn:turn.example.com:3478" in out and "credential=****" in out
     assert "s3cret" not in out + r.stderr
     assert "REACT_APP_TURN_SERVER" in out
     r = run_cli("config", "show", "--json", env=env)
     data = json.loads(r.stdout)
     assert len(data["config"]["ice"]["stun"]) == 7
-    assert data["config"]["ice"]["turn"][0]["credential"] == "s3****"
+    assert data["config"]["ice"]["turn"][0]["credential"] == "****"
     assert "s3cret" not in r.stdout
 
 
