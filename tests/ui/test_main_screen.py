@@ -128,21 +128,24 @@ async def test_the_transcript_follows_unless_scrolled_up():
         for i in range(20):
             c.say("user", f"line {i}")
         app.main.repaint()
-        await pilot.pause(0.1)
-        assert transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y
+        # Waits for what it checks rather than a fixed pause: on a loaded machine the layout after
+        # the mount can take longer than 0.1 s.
+        await wait_until(lambda: transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y, pilot)
         transcript.focus()
         await pilot.press("home")  # the operator scrolls up to read
         await wait_until(lambda: transcript.scroll_y == 0, pilot)
         c.say("assistant", "a new answer")
         app.main.repaint()
-        await pilot.pause(0.1)
+        await wait_until(lambda: transcript.message_count() == 21, pilot)
+        await pilot.pause(0.2)  # a follow would have been scheduled by now
         assert transcript.scroll_y == 0  # the operator is reading: stay put
         await pilot.press("end")
         await wait_until(lambda: transcript.scroll_y == transcript.max_scroll_y, pilot)
         c.say("assistant", "and another one")
         app.main.repaint()
-        await pilot.pause(0.1)
-        assert transcript.scroll_y == transcript.max_scroll_y  # back at the end: follow again
+        await wait_until(lambda: transcript.message_count() == 22, pilot)
+        # back at the end: follow again
+        await wait_until(lambda: transcript.scroll_y == transcript.max_scroll_y > 0, pilot)
 
 
 async def test_reconnecting_counts_down_and_the_timer_runs():
