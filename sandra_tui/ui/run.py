@@ -20,15 +20,7 @@ from pydantic import ValidationError
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    from sandra_tui.audio.engine import build_engine
-    from sandra_tui.call.call_thread import CallThread
-    from sandra_tui.call.controller import CallController
-    from sandra_tui.call.probe_adapter import make_probe
-    from sandra_tui.call.telemetry_link import attach_telemetry
-    from sandra_tui.config.load import load_config
-    from sandra_tui.config.model import BackendConfig
     from sandra_tui.logs import RedactingFilter
-    from sandra_tui.ui.app import SandraApp
 
     log = logging.getLogger("sandra_tui.ui")
     log_dir = Path(platformdirs.user_log_dir("sandra-tui"))
@@ -41,6 +33,24 @@ def run_tui(args: argparse.Namespace) -> int:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO if args.log_level.upper() in ("WARNING", "INFO") else args.log_level.upper())
+
+    # C libraries (ALSA, PortAudio) write to fd 2 on their own: into the log, never over the TUI.
+    # Python's stderr (Textual draws there, tracebacks go there) keeps a copy of the terminal.
+    from sandra_tui.audio.quiet import stderr_to_log
+
+    with stderr_to_log(log_dir / "sandra-tui.log"):
+        return _run(args, log)
+
+
+def _run(args: argparse.Namespace, log: logging.Logger) -> int:
+    from sandra_tui.audio.engine import build_engine
+    from sandra_tui.call.call_thread import CallThread
+    from sandra_tui.call.controller import CallController
+    from sandra_tui.call.probe_adapter import make_probe
+    from sandra_tui.call.telemetry_link import attach_telemetry
+    from sandra_tui.config.load import load_config
+    from sandra_tui.config.model import BackendConfig
+    from sandra_tui.ui.app import SandraApp
 
     loaded = load_config(args.config)
     backend_url = None

@@ -3,6 +3,7 @@ instead of stacking another toast (a device that keeps failing must not bury the
 
 from __future__ import annotations
 
+import re
 import time
 
 from textual.notifications import Notification
@@ -11,6 +12,7 @@ from sandra_tui.config.load import mask_url_credentials
 from sandra_tui.secrets import redact
 
 WINDOW_S = 30.0
+_COUNTED = re.compile(r" x\d+$")
 
 
 def clean(text: str) -> str:
@@ -28,7 +30,9 @@ class Toasts:
     def show(self, message: str, *, title: str = "", severity: str = "information", timeout: float = 8) -> int:
         """Show `message` (masked); returns how many times it was shown within the window."""
         message = clean(message)
-        key = (title, severity, message)
+        # The audio engine coalesces too and sends "... x31": same condition, same toast.
+        base = _COUNTED.sub("", message)
+        key = (title, severity, base)
         now = self.clock()
         old = self._shown.get(key)
         count = 1
@@ -38,7 +42,7 @@ class Toasts:
                 self.app._unnotify(old[0], refresh=False)
         for stale in [k for k, (_, _, at) in self._shown.items() if now - at > self.window_s]:
             del self._shown[stale]
-        text = message if count == 1 else f"{message} x{count}"
+        text = message if message != base or count == 1 else f"{base} x{count}"
         notification = Notification(text, title, severity, timeout, markup=False)
         self._shown[key] = (notification, count, now)
         # Added at once (as App._on_notify does), not posted: a burst of identical notices in

@@ -199,6 +199,20 @@ async def test_identical_notices_become_one_toast_with_a_count():
         assert any(n.endswith("x12") and "stopped delivering" in n for n in shown)
 
 
+async def test_the_engines_counted_notices_replace_their_toast():
+    """The audio engine coalesces too ("... x7"): a counted repeat is the same toast, not a new one."""
+    c = FakeController()
+    app = make_app(c)
+    async with app.run_test(notifications=True) as pilot:
+        await ready(pilot)
+        c.emit(Notice("Audio is running late (CPU busy)"))
+        for n in (3, 7, 31):
+            c.emit(Notice(f"Audio is running late (CPU busy) x{n}"))
+        await pilot.pause(0.2)
+        shown = notes(app)
+        assert len(shown) == 1 and shown[0].endswith("Audio is running late (CPU busy) x31"), shown
+
+
 async def test_ice_url_credentials_never_reach_a_notification():
     c = FakeController()
     app = make_app(c)
