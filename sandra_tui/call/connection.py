@@ -54,7 +54,7 @@ class PathDead(Exception):
 class Connection:
     def __init__(self, *, config, http, backend: str, planner, audio, emit, latency, make_session,
                  session_id: str, attempt: int = 0, last_reason: str | None = None, last_relay: bool = False,
-                 active: bool = True, on_step=None, on_token=None) -> None:
+                 active: bool = True, on_step=None, on_token=None, resume_key: str | None = None) -> None:
         self.config = config
         self._http = http
         self._backend = backend
@@ -64,6 +64,7 @@ class Connection:
         self._latency = latency
         self._make_session = make_session  # (send_raw, on_expired) -> RealtimeSession
         self.session_id = session_id
+        self._resume_key = resume_key  # the call's previous key: proves the session is ours
         self.attempt = attempt
         self._last_reason = last_reason
         self._last_relay = last_relay
@@ -110,7 +111,8 @@ class Connection:
         self._on_step(CallState.ACQUIRING_TOKEN)
         started = time.monotonic()
         self.token = token = await signaling.fetch_token(
-            self._http, self._backend, cfg.backend, {"session_id": self.session_id, "reconnect": self.attempt > 0})
+            self._http, self._backend, cfg.backend, {"session_id": self.session_id, "reconnect": self.attempt > 0},
+            resume_key=self._resume_key)
         if token.session_id and token.session_id != self.session_id:
             self.session_id = token.session_id  # the backend decides when it names sessions itself
         self._on_token(token)
@@ -190,6 +192,8 @@ class Connection:
         await dc_open
         self.connected_at = time.monotonic()
         self._latency("ice_connect", (self.connected_at - started) * 1000)
+        if hasattr(session, "wait_started"):  # GPT-Live (#22): no command before session.started
+            await session.wait_started()
         session.configure(cfg.session)
         self._watchdog = asyncio.create_task(self._watch(pc), name="sandra-watchdog")
 

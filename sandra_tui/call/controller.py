@@ -127,6 +127,7 @@ class CallController:
             return
         self.last_reason = None
         self.session_id = f"sess_{uuid.uuid4().hex[:24]}"  # one id for the whole call, across reconnects
+        self._token = None  # a new call: nothing to resume
         self.supervisor = Supervisor(
             open_connection=self._new_connection,
             policy=ReconnectPolicy(self.backoff, self.config.reconnect.stable_after_s),
@@ -285,9 +286,14 @@ class CallController:
             config=self.config, http=self._http, backend=self._backend, planner=self.planner, audio=self.audio,
             emit=self._emit, latency=self._latency, make_session=self._make_session,
             session_id=self.session_id, attempt=attempt, last_reason=last_reason, last_relay=last_relay,
-            active=not renewal, on_step=None if renewal else self._set_state, on_token=self._on_token)
+            active=not renewal, on_step=None if renewal else self._set_state, on_token=self._on_token,
+            resume_key=self._token.value if self._token else None)
 
     def _make_session(self, send_raw, on_expired) -> RealtimeSession:
+        if self._token is not None and self._token.api == "live":  # GPT-Live (#22): the token reply names the dialect
+            from sandra_tui.call.live_session import LiveSession
+            return LiveSession(send_raw, emit=self._emit, history=self.history, audio=self.audio,
+                               latency=self._latency, on_idle=self._pump, on_expired=on_expired)
         return RealtimeSession(send_raw, emit=self._emit, history=self.history, audio=self.audio,
                                latency=self._latency, on_idle=self._pump, on_expired=on_expired)
 

@@ -38,6 +38,7 @@ class Token:
     ice_servers: list[dict] = field(default_factory=list, repr=False)
     session_id: str = ""
     notice: str = ""  # something the backend wants the operator to know (a model near its shutdown)
+    api: str = "realtime"  # the dialect on the data channel: realtime | live (GPT-Live, #22: call/live_session.py)
 
 
 def _retry_after(headers) -> float | None:
@@ -118,16 +119,22 @@ def parse_token(data, token_url: str, backend_cfg) -> Token:
         ice_servers=[s for s in ice if isinstance(s, dict)],
         session_id=str(data.get("session_id") or ""),
         notice=str(data.get("notice") or ""),
+        api="live" if data.get("api") == "live" else "realtime",  # GPT-Live (#22): the backend names the dialect
     )
 
 
-async def fetch_token(http: aiohttp.ClientSession, backend_url: str, backend_cfg, body: dict | None = None) -> Token:
+async def fetch_token(http: aiohttp.ClientSession, backend_url: str, backend_cfg, body: dict | None = None,
+                      resume_key: str | None = None) -> Token:
     """POST the backend's token endpoint. `body` may carry the call's session id and whether this
-    is a reconnection, so the backend can bind the key to the session and count reconnects."""
+    is a reconnection, so the backend can bind the key to the session and count reconnects.
+    `resume_key`, the call's previous key, proves the session is ours (the backend gives a
+    session only to the key that created it)."""
     url = urljoin(backend_url + "/", backend_cfg.token_path.lstrip("/"))
     timeout_s = backend_cfg.request_timeout_s
+    headers = {"Authorization": f"Bearer {resume_key}"} if resume_key else {}
     async with _http_errors("token", backend_url, timeout_s):
-        async with http.post(url, json=body or {}, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+        async with http.post(url, json=body or {}, headers=headers,
+                             timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
             if response.status not in (200, 201):
                 raise await _error_from(response, "token")
             try:

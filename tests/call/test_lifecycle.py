@@ -193,3 +193,21 @@ async def test_session_expired_reconnects_at_once_reseeded(tmp_path, leak_check,
     finally:
         await controller.close()
         await server.stop()
+
+
+async def test_a_reconnect_resumes_the_same_session_with_the_previous_key(agent_server, leak_check):
+    """The backend gives a session only to the key that created it: the client proves it on reconnect,
+    so one call's telemetry stays under one session id."""
+    controller = CallController(make_config(agent_server.url, base_delay_ms=100))
+    rec = Recorder(controller)
+    await controller.start()
+    await rec.wait_state(CallState.CONNECTED)
+    try:
+        first = controller.session_id
+        n = len(rec.events)
+        await agent_server.action("close_pc")
+        await rec.wait(lambda e: isinstance(e, ReconnectAttempt), after=n)
+        await rec.wait_state(CallState.CONNECTED, after=n)
+        assert controller.session_id == first
+    finally:
+        await controller.close()

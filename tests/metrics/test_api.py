@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandra_tui.server.metrics.api import MetricsApi, MetricsSettings
-from sandra_tui.server.metrics.storage import PostgresStorage, SqliteStorage
+from sandra_tui.server.metrics.storage import SCHEMA_VERSION, PostgresStorage, SqliteStorage
 from tests.helpers import serve_app
 
 TOKENS = {"tok_a": "sess_a", "tok_b": "sess_b"}
@@ -93,7 +93,7 @@ async def test_post_then_get_newest_first(storage):
         assert 'sandra_metrics_payloads_total{outcome="stored"} 3.0' in text
         async with s.http.get(s.url + "/healthz") as r:
             health = await r.json()
-        assert health["status"] == "ok" and health["schema_version"] == 1
+        assert health["status"] == "ok" and health["schema_version"] == SCHEMA_VERSION
 
 
 async def test_auth_and_session_isolation(storage):

@@ -201,8 +201,15 @@ async def test_two_hour_call_on_a_fake_clock_every_payload_accepted(agent_server
     keys: list[str] = []
     async with aiohttp.ClientSession() as http:
         async def new_key():
-            async with http.post(agent_server.url + "/api/sandra/token", json={"session_id": session}) as r:
-                keys.append((await r.json())["value"])
+            # As the client does: the previous key proves the session is ours (the server names it
+            # on the first request).
+            nonlocal session
+            headers = {"Authorization": f"Bearer {keys[-1]}"} if keys else {}
+            async with http.post(agent_server.url + "/api/sandra/token", json={"session_id": session},
+                                 headers=headers) as r:
+                data = await r.json()
+                keys.append(data["value"])
+                session = data["session_id"]
 
         bodies: list[bytes] = []
         up = TelemetryUploader(agent_server.url + "/api/sandra/metrics", token=lambda: keys[-1],
