@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-ttl", type=int, metavar="S", help="client key lifetime, 10-7200 (default 600)")
     p.add_argument("--max-calls-per-client", type=int, metavar="N", help="concurrent calls per client address (default 4)")
     p.add_argument("--session-max-s", type=float, metavar="S", help="local agent: end each session after S seconds with session_expired, as OpenAI does at 3600")
+    p.add_argument("--dialect", choices=["realtime", "live"], default=None, help="what the local agent speaks on its data channel: the Realtime API's events or GPT-Live's (default: $SANDRA_API or realtime)")  # GPT-Live (#22)
     p.set_defaults(handler=_lazy("sandra_tui.server.main:run"))
 
     p = sub.add_parser("call", help="place a call without the TUI")

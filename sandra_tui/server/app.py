@@ -54,6 +54,7 @@ from sandra_tui.server.metrics.ratelimit import SlidingWindowLimiter
 from sandra_tui.server.metrics.storage import open_storage
 from sandra_tui.server.settings import ServerSettings
 from sandra_tui.server import upstream_openai as upstream
+from sandra_tui.server import upstream_live  # GPT-Live (#22)
 from sandra_tui.server.tokens import SESSION_ID, TokenStore, load_or_create_secret
 from sandra_tui.server.upstream_openai import UpstreamError, mint_client_secret
 
@@ -168,6 +169,7 @@ async def token(request: web.Request) -> web.Response:
     notice = request.app[MODEL_STATUS].get("notice")
     if notice:
         reply["notice"] = notice
+    upstream_live.amend_token_reply(request, reply)  # GPT-Live (#22): the reply names the dialect ("api")
     return web.json_response(reply)
 
 
@@ -380,6 +382,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app.router.add_post(CALLS_PATH, create_call)
     app.router.add_post(CALLS_PATH + "/{call_id}/hangup", hangup)
     app.router.add_post(CLIENT_SECRETS_PATH, client_secrets)
+    upstream_live.install(app)  # GPT-Live (#22): /v1/live/calls and the local agent's dialect
     if s.faults:
         app.router.add_get(FAULTS_PATH, faults_get)
         app.router.add_post(FAULTS_PATH, faults_post)

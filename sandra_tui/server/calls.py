@@ -17,6 +17,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from sandra_tui.protocol import audio_level, rtp_passthrough
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
+from sandra_tui.server import live_dialect  # GPT-Live (#22)
 
 log = logging.getLogger("sandra_tui.server.calls")
 audio_level.install()
@@ -122,6 +123,8 @@ class CallRegistry:
         @pc.on("datachannel")
         def _channel(channel) -> None:
             if channel.label == "oai-events":
+                if getattr(self, "dialect", "realtime") == "live":  # GPT-Live (#22): the agent speaks Live on the wire
+                    channel = live_dialect.wrap(channel, model=self.model, voice=self.voice, session_s=self.session_max_s)
                 agent.attach_channel(channel)
 
         @pc.on("track")

@@ -105,6 +105,7 @@ def settings_from_args(args: argparse.Namespace, env=None):
         s.max_calls_per_client = max(1, args.max_calls_per_client)
     if getattr(args, "session_max_s", None) is not None:
         s.session_max_s = args.session_max_s
+    s.dialect = getattr(args, "dialect", None) or s.dialect  # GPT-Live (#22): serve --dialect
     return s
 
 

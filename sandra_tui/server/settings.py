@@ -59,6 +59,8 @@ class ServerSettings:
     max_connections_per_address: int = 64
     trusted_proxies: list = field(default_factory=list)  # SANDRA_TRUSTED_PROXIES: networks (server/proxies.py)
     replica_id: str | None = None  # SANDRA_REPLICA_ID: named in call ids, for the proxy (server/replica.py)
+    api: str = "realtime"  # SANDRA_API: realtime | live, the upstream API (GPT-Live, #22: server/upstream_live.py)
+    dialect: str | None = None  # serve --dialect: what the local agent speaks (default: api; server/live_dialect.py)
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "ServerSettings":
@@ -113,6 +115,7 @@ class ServerSettings:
         from sandra_tui.server.replica import replica_id
 
         s.replica_id = replica_id(env)  # a bad one stops serve at start, not at the first call
+        s.api = env.get("SANDRA_API", s.api).strip().lower() or s.api  # GPT-Live (#22)
         return s
 
     def problems(self) -> list[str]:
