@@ -61,7 +61,7 @@ class LiveSession:
         self._last_input_at: float | None = None
         self._last_output_at: float | None = None
         self._input_end_ms: int | None = None
-        self._speech_end_at: float | None = None
+        self._speech_end_ms: int | None = None  # the caller's last speech end, on the session timeline
         self._text_sent_at: float | None = None
         self._awaiting_until: float | None = None  # a typed message waits for its reply until then
         self._turn_server_ms: float | None = None
@@ -201,7 +201,7 @@ class LiveSession:
             self._emit(Speech("user_started"))
         self._last_input_at = now
         self._input_end_ms = int(event["end_ms"])
-        self._speech_end_at = min(now, self._t0 + self._input_end_ms / 1000)
+        self._speech_end_ms = self._input_end_ms
         if delta:
             self._user_text += delta
             self.history.append_delta("user", self._user_item, delta)
@@ -286,14 +286,15 @@ class LiveSession:
     def _playback_started(self, now: float) -> None:
         self.reply_active = True
         self._emit(Speech("reply_started"))
-        if self._speech_end_at is not None:
-            total = max(0.0, (now - self._speech_end_at) * 1000)
+        if self._speech_end_ms is not None:
+            # mapped with the clock as refined by then: every timed event since narrows it
+            total = max(0.0, (now - self._t0 - self._speech_end_ms / 1000) * 1000)
             self._latency("response_latency", total)
             self._turn_total_ms = total
             self._split_turn()
         elif self._text_sent_at is not None:
             self._latency("text_response_latency", (now - self._text_sent_at) * 1000)
-        self._speech_end_at = self._text_sent_at = None
+        self._speech_end_ms = self._text_sent_at = None
 
     def _split_turn(self) -> None:
         """turn_server / turn_client once both the reply's start and its first audio are known."""
