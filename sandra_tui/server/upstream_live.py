@@ -131,11 +131,12 @@ async def hangup(request: web.Request) -> web.Response:
 
 
 def amend_token_reply(request: web.Request, reply: dict) -> None:
-    """The token reply names the dialect; a Live caller posts its offer to our Live route."""
+    """A Live dialect is named in the token reply (`"api": "live"`; absent means realtime, so
+    the Realtime reply keeps its shape) and the caller posts its offer to our Live route."""
     from sandra_tui.server import app as server
 
-    reply["api"] = api = wire_api(request.app[server.SETTINGS])
-    if api == "live":
+    if wire_api(request.app[server.SETTINGS]) == "live":
+        reply["api"] = "live"
         reply["realtime_url"] = str(request.url.origin()) + live.LIVE_CALLS_PATH
 
 
