@@ -28,6 +28,7 @@ from sandra_tui.call.session import RealtimeSession
 from sandra_tui.call.signaling import SignalingError
 from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
 from sandra_tui.shims import aioice as aioice_shim
+from sandra_tui.shims.peer import close_peer_connection
 
 log = logging.getLogger("sandra_tui.call")
 aioice_shim.install()  # a hang-up in the last ms of ICE would leak aioice's consent task
@@ -277,8 +278,7 @@ class Connection:
             await signaling.hang_up(self._http, self.token, self.call_url)
         pc, self.pc = self.pc, None
         if pc is not None:
-            with contextlib.suppress(Exception):
-                await pc.close()
+            await close_peer_connection(pc)
         if not self.dead.done():
             self.dead.cancel()
 
@@ -332,4 +332,5 @@ async def read_media_path(conn: Connection, now: float | None = None):
         rx_kbps = round((rx - prev[1]) * 8 / 1000 / (now - prev[0]), 1)
         tx_kbps = round((tx - prev[2]) * 8 / 1000 / (now - prev[0]), 1)
     local = pair.local_candidate.type
-    return MediaPath(local, pair.remote_candidate.type, _server_for(conn.plan, local), codec, rx_kbps, tx_kbps)
+    api = getattr(conn.session, "api", "realtime")
+    return MediaPath(local, pair.remote_candidate.type, _server_for(conn.plan, local), codec, rx_kbps, tx_kbps, api)

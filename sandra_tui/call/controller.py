@@ -364,6 +364,8 @@ class CallController:
         conn = self.connection
         if conn is None or conn.session is None:
             return "Used from the next call."
+        if getattr(conn.session, "api", "") == "live":
+            return "Saved. GPT-Live: voice and turn taking are fixed by the backend when the session starts."
         from sandra_tui.call.session import settings_update
 
         locked = self.voice_locked

@@ -204,6 +204,7 @@ class MediaPath(Event):
     codec: str = ""  # e.g. "opus/48000/2"
     rx_kbps: float | None = None
     tx_kbps: float | None = None
+    api: str = "realtime"  # the dialect on the data channel: realtime | live (GPT-Live)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sandra_tui.protocol import audio_level, rtp_passthrough
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
 from sandra_tui.server import live_dialect  # GPT-Live (#22)
+from sandra_tui.shims.peer import close_peer_connection
 
 log = logging.getLogger("sandra_tui.server.calls")
 audio_level.install()
@@ -190,8 +191,7 @@ class CallRegistry:
         await call.agent.close()
         if call.media_faults is not None:
             call.media_faults.close()
-        with contextlib.suppress(Exception):
-            await call.pc.close()
+        await close_peer_connection(call.pc)  # also stops RTCP loops a late DTLS start began
         log.info("call %s session %s from %s: %.1fs, ended by %s, %d turns, %d frames in, %d error events",
                  call_id, call.session_id or "-", call.client, time.monotonic() - call.started, reason,
                  call.agent.turns, call.agent.frames_in, call.agent.errors)

@@ -156,12 +156,20 @@ async def test_sessions_renew_before_the_cap_without_a_gap(tmp_path, leak_check)
                                                                                CallState.CONNECTING]
         assert CallState.RECONNECTING not in rec.states()
         steady = [t for t in arrivals if t > arrivals[0] + 1.0]
-        gaps = [b - a for a, b in zip(steady, steady[1:])]
+        # Each renewal's window: from opening the new connection to a second after the switch.
+        windows = [(at - r.switch_ms / 1000 - 0.1, at + 1.0)
+                   for r, (_, at) in zip(renewals, [(e, t) for e, t in zip(rec.events, rec.times)
+                                                   if isinstance(e, SessionRenewed)])]
+        near, away = [], []
+        for a, b in zip(steady, steady[1:]):
+            (near if any(lo <= b and a <= hi for lo, hi in windows) else away).append(b - a)
         print(f"\nrenewals: {[r.switch_ms for r in renewals]} ms; largest gap between received frames "
-              f"{max(gaps) * 1000:.0f} ms over {len(steady)} frames")
-        # A frame every 20 ms; 100 ms is the bound for an audible gap, and a loaded machine
-        # delays single frames by tens of ms without any gap in what was sent.
-        assert max(gaps) < 0.100, max(gaps)
+              f"{max(near) * 1000:.0f} ms around a renewal, {max(away, default=0) * 1000:.0f} ms elsewhere, "
+              f"over {len(steady)} frames")
+        # A frame every 20 ms; 100 ms is the bound for an audible gap. Under heavy load the
+        # whole process (the in-process agent included) stalls now and then, renewal or not
+        # (330 ms seen once): a renewal must then add no gap beyond what the machine does anyway.
+        assert max(near) < max(0.100, max(away, default=0) * 1.2), (near, max(away, default=0))
         await controller.send_text("what number")
         await rec.wait(lambda e: isinstance(e, Transcript) and e.role == "assistant" and e.final
                        and "what number" in e.text, timeout=20)

@@ -68,7 +68,8 @@ async def voice_and_typed_turn(url: str, tmp_path, wire, expect_api: str):
         # the voice turn: the agent hears the chirp and says how long it was
         await rec.wait(lambda e: isinstance(e, Transcript) and e.role == "assistant" and e.final
                        and "I heard" in e.text, timeout=30)
-        assert any("seconds of speech" in t for t in finals(rec, "user")), finals(rec, "user")
+        # the agent's speech recognition gives words for the chirp (whatever it makes of it)
+        assert any(t.strip() for t in finals(rec, "user")), finals(rec, "user")
         # the typed turn, once Sandra is quiet
         for _ in range(200):
             if not controller.connection.session.busy:

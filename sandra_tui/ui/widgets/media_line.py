@@ -31,4 +31,5 @@ class MediaLine(Static):
         if m.codec:
             parts += [("  ", ""), m.codec]
         parts += [("  ↓", "$text-muted"), kbps(m.rx_kbps), (" ↑", "$text-muted"), kbps(m.tx_kbps), (" kbps", "$text-muted")]
+        parts += [("  ", ""), ("GPT-Live" if m.api == "live" else "Realtime API", "$text-muted")]  # the dialect
         self.update(Content.assemble(*parts))
