@@ -23,7 +23,7 @@ import uuid
 
 from sandra_tui.audio.frames import peak_dbfs
 from sandra_tui.call.events import ErrorEvent, HistoryChanged, Notice, Speech, Transcript
-from sandra_tui.call.session import REPLY_AUDIO_DBFS, new_event_id, plain_error
+from sandra_tui.call.session import REPLY_AUDIO_DBFS, dispatch, new_event_id, plain_error
 from sandra_tui.protocol import live
 
 log = logging.getLogger("sandra_tui.call")
@@ -159,19 +159,7 @@ class LiveSession:
 
     # -- in -------------------------------------------------------------------------------------
     def handle(self, raw) -> None:
-        try:
-            event = json.loads(raw)
-            kind = event["type"]
-            handler = self.handlers.get(kind) if isinstance(kind, str) else None
-        except (ValueError, TypeError, KeyError):
-            log.warning("ignoring a malformed event from the server")
-            return
-        if handler is None:
-            return  # delegation, decisions, responses: not used by Sandra
-        try:
-            handler(event)
-        except (KeyError, TypeError, AttributeError, ValueError):
-            log.warning("ignoring a malformed %s event", kind)
+        dispatch(self.handlers, raw)  # delegation, decisions, responses: not in the table, not used
 
     def _session_started(self, event: dict) -> None:
         self.session = dict(event["session"])

@@ -44,6 +44,24 @@ def plain_error(error: dict) -> str:
     return f"Sandra reported a problem: {message[:160]}"
 
 
+def dispatch(handlers: dict, raw) -> None:
+    """One server event to its handler in `handlers` (type -> callable); malformed events and
+    events of no interest are dropped with at most a log line, never an exception."""
+    try:
+        event = json.loads(raw)
+        kind = event["type"]
+        handler = handlers.get(kind) if isinstance(kind, str) else None
+    except (ValueError, TypeError, KeyError):
+        log.warning("ignoring a malformed event from the server")
+        return
+    if handler is None:
+        return
+    try:
+        handler(event)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        log.warning("ignoring a malformed %s event", kind)
+
+
 def new_event_id() -> str:
     return f"evt_{uuid.uuid4().hex[:20]}"
 
@@ -179,19 +197,7 @@ class RealtimeSession:
 
     # -- in -------------------------------------------------------------------------------------
     def handle(self, raw) -> None:
-        try:
-            event = json.loads(raw)
-            kind = event["type"]
-            handler = self.handlers.get(kind) if isinstance(kind, str) else None
-        except (ValueError, TypeError, KeyError):
-            log.warning("ignoring a malformed event from the server")
-            return
-        if handler is None:
-            return
-        try:
-            handler(event)
-        except (KeyError, TypeError, AttributeError, ValueError):
-            log.warning("ignoring a malformed %s event", kind)
+        dispatch(self.handlers, raw)
 
     def _speech_started(self, event: dict) -> None:
         self.user_speaking = True
