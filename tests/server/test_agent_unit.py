@@ -18,7 +18,7 @@ from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults
 from sandra_tui.server.settings import ServerSettings
 from sandra_tui.server.tokens import TokenStore, turn_rest_credentials
-from sandra_tui.server.vad import EnergyVad, threshold_dbfs
+from sandra_tui.server.vad import Vad as EnergyVad, threshold_dbfs
 from tests.realtime_schema import validate_client_event, validate_server_event
 from tests.rtc_client import tone
 
