@@ -137,11 +137,11 @@ class ServerSettings:
             out.append("the agent mode must be reply, echo or mirror")
         if self.openai_mode not in ("relay", "mint"):
             out.append("SANDRA_OPENAI_MODE must be relay or mint")
-        if getattr(self, "api", "realtime") not in ("realtime", "live"):
+        if self.api not in ("realtime", "live"):
             out.append("SANDRA_API must be realtime or live")
-        if getattr(self, "dialect", "realtime") not in ("realtime", "live"):
+        if self.dialect not in (None, "realtime", "live"):
             out.append("--dialect must be realtime or live")
-        if getattr(self, "api", "") == "live" and self.upstream == "openai" and self.openai_mode == "mint":
+        if self.api == "live" and self.upstream == "openai" and self.openai_mode == "mint":
             out.append("GPT-Live has no client keys to mint: SANDRA_API=live needs SANDRA_OPENAI_MODE=relay")
         for name, value in (("SANDRA_SECRET", self.secret), ("SANDRA_SECRET_PREVIOUS", self.secret_previous)):
             if value is not None and len(value) < 16:

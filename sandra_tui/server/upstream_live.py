@@ -27,7 +27,7 @@ from sandra_tui.protocol import live
 from sandra_tui.server import hygiene
 from sandra_tui.server.errors import json_error
 from sandra_tui.server.live_dialect import wire_api
-from sandra_tui.server.upstream_openai import UpstreamError, _mapped_errors, _raise_for
+from sandra_tui.server.upstream_openai import UpstreamError, _mapped_errors, _raise_for, hangup_call
 
 log = logging.getLogger("sandra_tui.server")
 
@@ -55,17 +55,6 @@ async def create_session(http: aiohttp.ClientSession, base_url: str, api_key: st
             or not answer.startswith("v=0") or transport.get("type") != "webrtc":
         raise UpstreamError(502, "the upstream answered without a session id and an SDP answer", "upstream_error")
     return session_id, answer
-
-
-async def hangup_session(http: aiohttp.ClientSession, base_url: str, api_key: str, session_id: str,
-                         timeout_s: float = 10.0) -> None:
-    """POST /v1/live/sessions/{id}/hangup; a session already gone (404) counts as ended."""
-    async with _mapped_errors():
-        async with http.post(f"{base_url}{live.LIVE_SESSIONS_PATH}/{session_id}/hangup",
-                             headers={"Authorization": f"Bearer {api_key}"},
-                             timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
-            if response.status != 404:
-                _raise_for(response, "hang-up")
 
 
 def _keep(app: web.Application, session_id: str, ours: str) -> None:
@@ -121,8 +110,8 @@ async def hangup(request: web.Request) -> web.Response:
     if not session_id or ours is None or not tokens.call_tag_ok(session_id, ours, tag):
         return json_error(401, "this key did not create that call", "invalid_api_key")
     try:
-        await hangup_session(request.app[server.HTTP], s.openai_base_url, s.openai_api_key, session_id,
-                             s.upstream_timeout_s)
+        await hangup_call(request.app[server.HTTP], s.openai_base_url, s.openai_api_key, session_id,
+                          s.upstream_timeout_s, path=live.LIVE_SESSIONS_PATH)
     except UpstreamError as exc:
         return json_error(exc.status, str(exc), exc.code)
     request.app[LIVE_SESSIONS].pop(session_id, None)

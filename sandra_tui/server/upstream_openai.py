@@ -113,10 +113,11 @@ async def create_call(http: aiohttp.ClientSession, base_url: str, api_key: str, 
 
 
 async def hangup_call(http: aiohttp.ClientSession, base_url: str, api_key: str, call_id: str,
-                      timeout_s: float = 10.0) -> None:
-    """POST /v1/realtime/calls/{id}/hangup; a call already gone upstream (404) counts as hung up."""
+                      timeout_s: float = 10.0, path: str = CALLS_PATH) -> None:
+    """POST {path}/{id}/hangup (Realtime calls, or GPT-Live sessions); one already gone upstream
+    (404) counts as hung up."""
     async with _mapped_errors():
-        async with http.post(f"{base_url}{CALLS_PATH}/{call_id}/hangup",
+        async with http.post(f"{base_url}{path}/{call_id}/hangup",
                              headers={"Authorization": f"Bearer {api_key}"},
                              timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
             if response.status != 404:
