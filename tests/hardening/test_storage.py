@@ -56,7 +56,7 @@ async def test_victim_session_is_not_handed_out_and_foreign_ids_do_not_block(ser
         async with http.get(url + "/api/sandra/metrics", params={"sessionId": victim_session},
                             headers={"Authorization": f"Bearer {resumed['value']}"}) as r:
             stored = (await r.json())["payloads"]
-    print(f"\nFIGURE victim session ({"postgres" if server.settings.database_url else "sqlite"}): attacker got a new session "
+    print(f"\nFIGURE victim session ({'postgres' if server.settings.database_url else 'sqlite'}): attacker got a new session "
           f"{attacker['session_id'] != victim_session}, write as victim {as_victim['status']}, "
           f"read victim {attacker_read}, victim's payload duplicate={mine.get('duplicate')}")
     assert attacker["session_id"] != victim_session
