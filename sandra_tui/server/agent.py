@@ -62,6 +62,7 @@ class LocalAgentCall(Replies, ClientEvents):
         self.errors = 0
         self.turns = 0
         self.tool_calls = 0
+        self.vad_cpu_s = 0.0  # CPU time (this thread's) the VAD took, for the cost figures
         self.echo_session = False  # session instructions "echo"
         self._mirror_loud = False
         self._prefix: deque[np.ndarray] = deque(maxlen=self._prefix_frames())
@@ -181,7 +182,9 @@ class LocalAgentCall(Replies, ClientEvents):
             self._utterance.append(samples)  # manual turns: input_audio_buffer.commit ends them
             self._speech_frames += 1
             return
+        started = time.thread_time()
         event = self.vad.feed(samples)
+        self.vad_cpu_s += time.thread_time() - started
         if self.vad.speaking or (event and event.kind == "speech_stopped"):
             self._utterance.append(samples)
             self._speech_frames += 1

@@ -67,7 +67,8 @@ def _clock(now: float | None, lang: str) -> tuple[str, str]:
 # (intent, pattern) in order; the first match wins. Patterns see normalised text.
 ENGLISH = [
     ("repeat", r"^(?:please )?(?:repeat after me|say after me)\b\s*(?P<rest>.*)$"),
-    ("booking", r"\b(?:check|look up|find)\b.*\bbooking\b"),
+    ("booking", r"\b(?:check|look up|find)\b.*\bbooking\b|\bbooking (?:number )?(?:zero|one|two|three|four|five"
+                r"|six|seven|eight|nine|oh|\d)"),  # "booking 1234" alone asks as well
     ("time", r"\b(?:what time|the time|time is it)\b"),
     ("date", r"\b(?:date|what day|which day|day of the week)\b"),
     ("who", r"\b(?:who are you|what are you|your name|are you a (?:robot|real person)|are you sandra"
