@@ -5,12 +5,14 @@ round trip through the agent's mirror mode and playout under packet loss."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import numpy as np
 import pytest
 
 from sandra_tui.audio.engine import build_engine
+from sandra_tui.audio.playout import FRAME_MS, JITTER_MARGIN_MS
 from sandra_tui.audio.trace import EdgeTrace, breakdown
 from sandra_tui.audio.trace import round_trips as trace_round_trips
 from sandra_tui.call.controller import CallController
@@ -149,11 +151,20 @@ async def test_two_percent_loss_keeps_playout_delay_bounded(pulse, agent_server)
     async with Call(agent_server) as call:
         await asyncio.sleep(1.0)
         trips = await round_trips(pulse, agent_server, call, 12)
-        stats = call.engine.playout.stats()
+        playout = call.engine.playout
+        stats, jitter_peak = playout.stats(), playout.jitter_peak_ms
     assert stats["concealed"] > 0  # packets were lost and concealed, not waited for
-    assert stats["target_ms"] <= 120
+    # Loss must not raise the target: only lateness (jitter, which a busy CPU adds: both ends
+    # of this call share one loaded event loop) and underruns may. So the target is at most
+    # what the measured jitter peak asks (its rule: peak + 10 ms, in 20 ms frames) plus one
+    # frame per underrun, and at least the starting 40 ms. (A fixed 120 ms failed under
+    # stress-ng --cpu 2: targets of 160, 300 and 200 ms in three runs, each one asked by jitter.)
+    explained = max(40, math.ceil((jitter_peak + JITTER_MARGIN_MS) / FRAME_MS) * FRAME_MS) + \
+        FRAME_MS * stats["underruns"]
+    buffered = sorted((t["played"] - t["received"]) * 1000 for t in trips)
     totals = sorted((t["dac"] - t["adc"]) * 1000 for t in trips)
-    print(f"round trip with 2% loss ms: {[round(x) for x in totals]}; playout {stats}")
+    print(f"round trip with 2% loss ms: {[round(x) for x in totals]}; in the playout buffer "
+          f"{[round(x) for x in buffered]}; jitter peak {jitter_peak:.0f} ms; playout {stats}")
+    assert stats["target_ms"] <= min(300, explained), (stats["target_ms"], jitter_peak)
     assert len(trips) >= 8
     assert totals[-1] < 500  # no permanent +300 ms (aiortc's own buffer would keep it)
-
