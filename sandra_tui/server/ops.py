@@ -55,7 +55,10 @@ class Ops:
 
     async def check_storage(self) -> bool:
         try:
-            await asyncio.wait_for(self.storage.schema_version(), HEALTH_TIMEOUT_S)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel that lands as
+            # the inner call finishes, and the watcher then never stops (a hung serve teardown).
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                await self.storage.schema_version()
         except Exception:  # noqa: BLE001 - any failure is "down"; /healthz says why
             ok = False
         else:
