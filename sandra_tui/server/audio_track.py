@@ -50,7 +50,11 @@ class AgentAudioTrack(OpusTrack):
             self._edge_frames[id(samples)] = edge_at
         while len(self._frames) > 1:
             dropped = self._frames.popleft()
-            self._edge_frames.pop(id(dropped), None)
+            edge = self._edge_frames.pop(id(dropped), None)
+            if edge is not None:
+                # A click's first frame dropped under load: its trace time moves to the frame that
+                # stays, or the round-trip trace matches the click with the next one.
+                self._edge_frames.setdefault(id(self._frames[0]), edge)
 
     def clear(self) -> int:
         """Drop queued speech (barge-in); returns frames dropped."""
