@@ -153,13 +153,19 @@ def _key_lines(text: str) -> dict[tuple, int]:
     return found
 
 
-def _quarantine(path: Path) -> Path:
+def _free_bad_name(path: Path) -> Path:
+    """`<name>.bad-<timestamp>` beside `path`, numbered when taken."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     target = path.with_name(f"{path.name}.bad-{stamp}")
     n = 1
     while target.exists():
         target = path.with_name(f"{path.name}.bad-{stamp}-{n}")
         n += 1
+    return target
+
+
+def _quarantine(path: Path) -> Path:
+    target = _free_bad_name(path)
     os.replace(path, target)
     return target
 
@@ -218,12 +224,7 @@ def _drop(data, loc: tuple) -> bool:
 
 def _backup(path: Path) -> Path:
     """A copy of the file as it was, next to it (the original stays in place)."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.bad-{stamp}")
-    n = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.bad-{stamp}-{n}")
-        n += 1
+    target = _free_bad_name(path)
     shutil.copy2(path, target)
     os.chmod(target, 0o600)
     return target
