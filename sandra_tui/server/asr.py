@@ -30,6 +30,9 @@ RATE_IN, RATE = 48000, 16000
 CHUNK_S = 0.1  # audio handed to the decoder at a time
 MAX_IDLE_DECODERS = 8
 CMN_INIT = "45,4,-3,10,-10,-2,2,-8,0,-6,6,-6,-2"
+TONE_WINDOW = 1600  # 100 ms at 16 kHz: 10 Hz bins
+TONE_SHARE = 0.9  # of the energy in TONE_PEAKS bins: a steady tone (measured: tones 1.0, speech 0.31-0.53)
+TONE_PEAKS = 12
 
 _lock = threading.Lock()  # the process's model and thread
 _pool_lock = threading.Lock()  # idle decoders
@@ -90,7 +93,11 @@ class SpeechModel:
 
         with _pool_lock:
             if self._idle:
-                return self._idle.pop()
+                decoder = self._idle.pop()
+                # a new call is a new voice: the cepstral mean the last call adapted to goes
+                # (carried over, a buzz after another call's speech decoded as "what")
+                decoder.set_cmn(CMN_INIT)
+                return decoder
         with tempfile.TemporaryDirectory(prefix="sandra-asr-") as tmp:
             lm_path, dict_path = os.path.join(tmp, "sandra.lm"), os.path.join(tmp, "sandra.dict")
             with open(lm_path, "w", encoding="utf-8") as f:
@@ -132,6 +139,7 @@ class Recognizer:
         self.cpu_s = 0.0
         self.audio_s = 0.0
         self.utterances = 0
+        self._tone = ToneMeter()
 
     @property
     def active(self) -> bool:
@@ -194,6 +202,7 @@ class Recognizer:
             try:
                 if op == "begin":
                     resampler = soxr.ResampleStream(RATE_IN, RATE, 1, dtype="int16")
+                    self._tone = ToneMeter()
                     await loop.run_in_executor(pool, self._timed, self._decoder.start_utt)
                 elif op == "audio" and resampler is not None:
                     self.audio_s += len(arg) / RATE_IN
@@ -227,6 +236,7 @@ class Recognizer:
         pcm = resampler.resample_chunk(samples)
         if len(pcm):
             self._decoder.process_raw(pcm.tobytes(), False, False)
+            self._tone.feed(pcm)
         hyp = self._decoder.hyp()
         return hyp.hypstr if hyp is not None else None
 
@@ -234,9 +244,14 @@ class Recognizer:
         pcm = resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
         if len(pcm):
             self._decoder.process_raw(pcm.tobytes(), False, False)
+            self._tone.feed(pcm)
         self._decoder.end_utt()
         hyp = self._decoder.hyp()
-        return hyp.hypstr.strip() if hyp is not None else ""
+        words = hyp.hypstr.strip() if hyp is not None else ""
+        if words and self._tone.steady():
+            log.debug("a steady tone, not speech: %r dropped", words)
+            return ""
+        return words
 
     async def close(self) -> None:
         """Stop the task; the decoder goes back to the pool once the thread is done with it."""
@@ -251,6 +266,30 @@ class Recognizer:
             # after any job still on the thread; end_utt on an idle decoder is harmless
             done = executor().submit(_reset, decoder)
             done.add_done_callback(lambda f: self.model.give_back(decoder) if not f.exception() else None)
+
+
+class ToneMeter:
+    """Is an utterance a steady tone (a beep, a hum, a ring-back tone)? Its long-term spectrum
+    then sits in a few narrow bins; speech moves its pitch and spreads. PocketSphinx decodes
+    a buzz as a short word ("what", "all"), and a tone has no words."""
+
+    def __init__(self) -> None:
+        self._carry = np.zeros(0, dtype=np.float32)
+        self._power = np.zeros(TONE_WINDOW // 2 + 1)
+        self._window = np.hanning(TONE_WINDOW)
+
+    def feed(self, pcm: np.ndarray) -> None:
+        x = np.concatenate([self._carry, pcm.astype(np.float32)])
+        n = len(x) // TONE_WINDOW * TONE_WINDOW
+        for start in range(0, n, TONE_WINDOW):
+            self._power += np.abs(np.fft.rfft(x[start : start + TONE_WINDOW] * self._window)) ** 2
+        self._carry = x[n:]
+
+    def steady(self) -> bool:
+        total = float(self._power.sum())
+        if total <= 0:
+            return False
+        return float(np.sort(self._power)[-TONE_PEAKS:].sum()) / total >= TONE_SHARE
 
 
 def _reset(decoder) -> None:
