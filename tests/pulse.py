@@ -116,10 +116,12 @@ class Pulse:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- playing into the microphone and recording the speaker ---------------------------------
-    def play_into_mic(self, samples: np.ndarray) -> subprocess.Popen:
-        """Play mono int16 48 kHz samples into the mic sink (returns at once; wait() the result)."""
+    def play_into_mic(self, samples: np.ndarray, latency_ms: int = 20) -> subprocess.Popen:
+        """Play mono int16 48 kHz samples into the mic sink (returns at once; wait() the result).
+        A larger `latency_ms` lets the player ride out a busy CPU without gaps (the voice of a
+        person, who is not slowed by the machine)."""
         proc = subprocess.Popen(["pacat", "--playback", "-d", MIC_SINK, "--raw", "--format=s16le",
-                                 f"--rate={RATE}", "--channels=1", "--latency-msec=20"],
+                                 f"--rate={RATE}", "--channels=1", f"--latency-msec={latency_ms}"],
                                 env={**os.environ, **self.env}, stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

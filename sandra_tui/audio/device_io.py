@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 
 RATE = 48000
 BLOCK_MS = 10  # default PortAudio block: 10 ms keeps device latency low and matches the echo canceller
+# Frames waiting for the call's loop. Under CPU contention the loop is late by 100-300 ms now
+# and then (stress-ng --cpu 2); with 3 frames (60 ms) the microphone lost 12% of the
+# operator's speech there (5.5 s of 52 s: WER 14% -> 47%). Late frames leave in a burst with
+# their own RTP timestamps, and the far end's jitter buffer absorbs it; only a stall longer than
+# this drops audio, oldest first.
+MIC_QUEUE_FRAMES = 15
 LATENCY_S = 0.02  # asked of PortAudio; its "low" (8.7 ms) is below what ALSA's pulse plugin keeps up with
 
 
@@ -126,7 +132,7 @@ class MicStream(_Stream):
 
     kind = "input"
 
-    def __init__(self, device: Device, rate: int = 0, on_capture=None, max_frames: int = 3,
+    def __init__(self, device: Device, rate: int = 0, on_capture=None, max_frames: int = MIC_QUEUE_FRAMES,
                  block_ms: int = BLOCK_MS) -> None:
         sd = _sounddevice()
         super().__init__(device, pick_rate(sd, device, "input", rate), block_ms)

@@ -97,4 +97,7 @@ class MicTrack(OpusTrack):
 
 
 FRAME_SECONDS = FRAME_MS / 1000
-DEVICE_TIMEOUT_S = 0.1  # a device silent this long is paced by the clock until it returns
+# A device silent this long is paced by the clock (silence) until it returns. Not shorter: under
+# CPU contention capture callbacks come 100-300 ms late, and each silent frame sent in the
+# meantime was a 20 ms hole cut into the operator's speech once the real frames arrived.
+DEVICE_TIMEOUT_S = 0.5
