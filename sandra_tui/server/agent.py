@@ -31,13 +31,14 @@ from sandra_tui.server.agent_replies import Replies
 from sandra_tui.server.agent_session import BadEvent, default_session, new_id  # noqa: F401 - re-exported
 from sandra_tui.server.audio_track import FRAME, SAMPLE_RATE, AgentAudioTrack
 from sandra_tui.server.faults import Faults
-from sandra_tui.server.vad import FRAME_MS, Vad
+from sandra_tui.server.vad import BARGE_IN_FRAMES, FRAME_MS, ONSET_FRAMES, Vad
 
 log = logging.getLogger("sandra_tui.server.agent")
 MAX_UTTERANCE_S = 60  # the input buffer keeps at most this much audio (older audio is dropped)
 MAX_ITEMS = 500  # conversation items remembered per call
 MIRROR_EDGE_PEAK = 1000  # about -30 dBFS: the start of a click
 MAX_LOGGED_ERRORS = 5  # error events logged per call (a misbehaving client cannot flood the log)
+ECHO_TAIL_S = 0.6  # after her audio leaves: the caller's playout (up to ~300 ms) and the room
 RECOGNITION_WAIT_S = 5.0  # the final words of a turn, at most (the decoder is a few ms behind)
 # Events beyond sandra_tui.protocol.realtime.SERVER_EVENTS that this agent now emits.
 NEW_SERVER_EVENTS = frozenset({"conversation.item.input_audio_transcription.delta",
@@ -74,6 +75,7 @@ class LocalAgentCall(Replies, ClientEvents):
         self._reply: dict | None = None  # the response in progress
         self._reply_task: asyncio.Task | None = None
         self._audio_reply: dict | None = None  # the reply whose audio is leaving now
+        self._echo_until = 0.0  # till then Sandra's voice may still come back from the caller's room
         self._pending_text = ""
         self._pending_turn: tuple | None = None  # a turn committed without create_response, for response.create
         self._heard = ""  # transcription deltas sent for the turn in progress
@@ -165,7 +167,7 @@ class LocalAgentCall(Replies, ClientEvents):
         return self.session["audio"]["input"].get("turn_detection")
 
     def _prefix_frames(self) -> int:
-        return self.vad.prefix_padding_ms // FRAME_MS + 1  # + the first loud frame
+        return self.vad.prefix_padding_ms // FRAME_MS + BARGE_IN_FRAMES  # + the loud frames of the onset
 
     def _resize_prefix(self) -> None:
         self._prefix = deque(self._prefix, maxlen=self._prefix_frames())
@@ -182,6 +184,10 @@ class LocalAgentCall(Replies, ClientEvents):
             self._utterance.append(samples)  # manual turns: input_audio_buffer.commit ends them
             self._speech_frames += 1
             return
+        now = time.monotonic()
+        if self._audio_reply is not None:
+            self._echo_until = now + ECHO_TAIL_S
+        self.vad.onset_frames = BARGE_IN_FRAMES if now < self._echo_until else ONSET_FRAMES
         started = time.thread_time()
         event = self.vad.feed(samples)
         self.vad_cpu_s += time.thread_time() - started
@@ -196,11 +202,12 @@ class LocalAgentCall(Replies, ClientEvents):
             return
         if event.kind == "speech_started":
             self._user_item = new_id("item")
-            # the frames that triggered the VAD went to the prefix: the speech starts 2 frames back
-            lead = list(self._prefix) + list(self._utterance)
+            # the frames that triggered the VAD went to the prefix: the speech starts onset frames back
+            onset = self.vad.onset_frames
+            lead = (list(self._prefix) + list(self._utterance))[-(self.vad.prefix_padding_ms // FRAME_MS + onset):]
             self._utterance.clear()
             self._utterance.extend(lead)
-            self._speech_frames = min(len(lead), 2)
+            self._speech_frames = min(len(lead), onset)
             self._prefix.clear()
             self._heard = ""
             if self._recognising():

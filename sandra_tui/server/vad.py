@@ -20,6 +20,10 @@ import webrtcvad
 FRAME_MS = 20
 RATE = 48000  # webrtcvad takes 48 kHz directly: no resampling per frame
 ONSET_FRAMES = 2  # 40 ms of speech before a turn starts: a click is not speech
+# While Sandra's own voice may be coming back (her reply playing, and its echo tail), a turn needs
+# 300 ms of speech, as LiveKit's min_interruption_duration asks: what an echo canceller leaves of
+# her voice comes in bursts of 100-200 ms, and each one cut her off (1 false start in 2 calls).
+BARGE_IN_FRAMES = 15
 EAGERNESS_SILENCE_MS = {"low": 8000, "medium": 4000, "auto": 4000, "high": 2000}
 EARLY_END_MS = {"low": 1200, "medium": 700, "auto": 700, "high": 400}
 
@@ -51,6 +55,7 @@ class Vad:
         self._loud_run = 0
         self._quiet_ms = 0
         self.speech_start_ms = 0
+        self.onset_frames = ONSET_FRAMES  # the agent raises it while its reply plays (barge-in)
 
     def configure(self, threshold: float, prefix_padding_ms: int, silence_duration_ms: int,
                   eagerness: str | None = None) -> None:
@@ -97,11 +102,11 @@ class Vad:
         speech = self.is_speech(samples)
         if not self.speaking:
             self._loud_run = self._loud_run + 1 if speech else 0
-            if self._loud_run >= ONSET_FRAMES:
+            if self._loud_run >= self.onset_frames:
                 self.speaking = True
                 self.complete = False
                 self._quiet_ms = 0
-                self.speech_start_ms = max(0, self.clock_ms - ONSET_FRAMES * FRAME_MS - self.prefix_padding_ms)
+                self.speech_start_ms = max(0, self.clock_ms - self.onset_frames * FRAME_MS - self.prefix_padding_ms)
                 return VadEvent("speech_started", self.speech_start_ms)
             return None
         self._quiet_ms = 0 if speech else self._quiet_ms + FRAME_MS

@@ -18,7 +18,7 @@ from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults
 from sandra_tui.server.settings import ServerSettings
 from sandra_tui.server.tokens import TokenStore, turn_rest_credentials
-from sandra_tui.server.vad import Vad as EnergyVad, threshold_dbfs
+from sandra_tui.server.vad import BARGE_IN_FRAMES, Vad as EnergyVad, threshold_dbfs
 from tests.realtime_schema import validate_client_event, validate_server_event
 from tests.rtc_client import tone
 
@@ -92,7 +92,7 @@ async def test_every_event_the_agent_emits_is_valid_for_the_sdk(monkeypatch):
         n = len(dc.sent)
         speak(agent, 50, 12)  # 1 s turn; barge in on its reply
         await dc.wait_for("output_audio_buffer.started", after=n)
-        speak(agent, 5, 0)
+        speak(agent, BARGE_IN_FRAMES, 0)  # while she speaks, a turn takes 300 ms of speech
         cancelled = await dc.wait_for("output_audio_buffer.cleared", after=n)
         speak(agent, 0, 12)
         await dc.wait_for("response.done", after=len(dc.sent) - 1)
@@ -248,4 +248,31 @@ async def test_echo_replays_just_the_speech_and_the_transcript_counts_it():
         started = next(e for e in dc.sent if e["type"] == "input_audio_buffer.speech_started")
         assert started["audio_start_ms"] == 30 * 20 - 300
     finally:
+        await agent.close()
+
+
+async def test_while_her_reply_plays_a_turn_needs_300_ms_of_speech(monkeypatch):
+    """Barge-in guard (LiveKit's min_interruption_duration): 200 ms of her own voice's residue
+    does not cut her off; 300 ms of the caller's speech does; with her silent 40 ms starts a turn."""
+    monkeypatch.setattr(tts, "available", lambda: False)
+    agent = LocalAgentCall("rtc_guard", Faults(), "gpt-realtime", "marin")
+    dc = FakeChannel()
+    agent.attach_channel(dc)
+    stop = asyncio.Event()
+    puller = asyncio.create_task(pull_audio(agent.track, stop))
+    try:
+        speak(agent, 3, 0)  # nothing playing: 2 loud frames are a turn
+        assert dc.types().count("input_audio_buffer.speech_started") == 1
+        speak(agent, 40, 30)
+        await dc.wait_for("output_audio_buffer.started")
+        n = len(dc.sent)
+        speak(agent, BARGE_IN_FRAMES - 5, 10)  # 200 ms burst while she speaks: not a turn
+        assert "input_audio_buffer.speech_started" not in [e["type"] for e in dc.sent[n:]]
+        speak(agent, BARGE_IN_FRAMES, 0)
+        started = await dc.wait_for("input_audio_buffer.speech_started", after=n)
+        assert started["audio_start_ms"] >= 0
+        await dc.wait_for("output_audio_buffer.cleared", after=n)
+    finally:
+        stop.set()
+        puller.cancel()
         await agent.close()

@@ -109,18 +109,23 @@ async def test_answer_delay_rtp_drop_and_jitter(agent_server):
         await agent_server.faults(answer_delay_ms=0, rtp_drop=0.5, seed=1)
         got = await packets_in(c, 1.0)
         assert 10 < got < 40  # ~50 packets sent in 1 s, about half dropped
-        await agent_server.faults(rtp_drop=0.0, rtp_jitter_ms=60)
+        await agent_server.faults(rtp_drop=0.0)
         await asyncio.sleep(0.3)
+        # Counts against a clean window of the same length just before: a loaded machine sends
+        # fewer than 50 a second in both (53 of ~100 once under stress-ng), so a fixed count
+        # measured the CPU, not the fault.
+        clean = await packets_in(c, 2.0)
         stats = await c.pc.getStats()
         jitter_before = next(s.jitter for s in stats.values() if s.type == "inbound-rtp")
-        # Delayed, not lost: ~100 sent in 2 s (half would be gone if jitter dropped them). A 1 s
-        # window with >= 40 failed once with 38 on a loaded CI machine.
-        assert await packets_in(c, 2.0) >= 70
+        await agent_server.faults(rtp_jitter_ms=60)
+        await asyncio.sleep(0.3)
+        jittered = await packets_in(c, 2.0)
+        assert jittered >= 0.7 * clean, (jittered, clean)  # delayed, not lost (half would be gone)
         stats = await c.pc.getStats()
         jitter = next(s.jitter for s in stats.values() if s.type == "inbound-rtp")
         assert jitter / 48 > 5 and jitter > jitter_before  # RTP timestamp units: ms = /48
         await agent_server.faults(rtp_jitter_ms=0)
-        assert await packets_in(c, 1.0) >= 45
+        assert await packets_in(c, 1.0) >= 0.7 * clean / 2
     finally:
         await c.close()
 
