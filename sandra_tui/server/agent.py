@@ -270,7 +270,8 @@ class LocalAgentCall(Replies, ClientEvents):
     async def _transcribe(self, item: dict, previous: str | None, words: asyncio.Future, audio: np.ndarray,
                           seconds: float) -> None:
         try:
-            text = await asyncio.wait_for(asyncio.shield(words), RECOGNITION_WAIT_S)
+            async with asyncio.timeout(RECOGNITION_WAIT_S):  # not wait_for: 3.11's can swallow a cancel
+                text = await asyncio.shield(words)
         except asyncio.TimeoutError:
             text = ""
             log.warning("call %s: speech recognition did not finish in %.0f s", self.call_id, RECOGNITION_WAIT_S)

@@ -168,7 +168,8 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
         log.warning("shutting down (%s), closing %d call(s)", why[0] if why else "?", len(app[CALLS].calls))
     finally:
         try:
-            await asyncio.wait_for(runner.cleanup(), CLEANUP_S)
+            async with asyncio.timeout(CLEANUP_S):  # not wait_for: 3.11's can swallow a cancel
+                await runner.cleanup()
         except TimeoutError:
             log.error("closing the calls took over %.0fs; exiting anyway", CLEANUP_S)
         if ready is not None:

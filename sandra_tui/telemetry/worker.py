@@ -157,7 +157,8 @@ class Worker:
                 continue
             wait = min([TICK_S] + [until - now for until, _ in self._backoff.values()])
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.01, wait))
+                async with asyncio.timeout(max(0.01, wait)):  # not wait_for: 3.11's can swallow a cancel
+                    await self._wake.wait()
 
     def _blocked(self, url: str, token: str, now: float) -> bool:
         return any(self._backoff.get(key, (0.0, 0.0))[0] > now for key in (("url", url), ("key", url, token)))
