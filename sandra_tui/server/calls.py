@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from sandra_tui.protocol import audio_level, rtp_passthrough
+from sandra_tui.protocol import rtp_passthrough
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
 from sandra_tui.server import live_dialect  # GPT-Live (#22)
 from sandra_tui.shims.peer import close_peer_connection
 
 log = logging.getLogger("sandra_tui.server.calls")
-audio_level.install()
 
 
 @dataclass
