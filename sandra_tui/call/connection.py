@@ -26,7 +26,6 @@ from sandra_tui.call.ice import backend_is_loopback, gather_servers
 from sandra_tui.call.quality import loss_percent, mos, read_stats
 from sandra_tui.call.session import RealtimeSession
 from sandra_tui.call.signaling import SignalingError
-from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
 from sandra_tui.shims import aioice as aioice_shim
 from sandra_tui.shims.peer import close_peer_connection
 
@@ -121,8 +120,6 @@ class Connection:
 
         self._on_step(CallState.CONNECTING)
         loopback = backend_is_loopback(self._backend) and backend_is_loopback(token.realtime_url)
-        if loopback:
-            pin_host_candidates_to_loopback()
         servers = gather_servers(cfg.ice, token.ice_servers, loopback)
         self.plan = plan = await self._planner.plan(servers, self.attempt, self._last_reason, self._last_relay)
         log.info("ICE servers for this attempt: %s", plan.describe())
@@ -168,7 +165,8 @@ class Connection:
         # With a playout buffer, decode on arrival; a connection that is not active yet drops it.
         self._audio.attach_receiver(transceiver.receiver, accept=lambda: self.active)
 
-        await pc.setLocalDescription(await pc.createOffer())
+        with aioice_shim.loopback_host_candidates(loopback):  # both ends here: ICE stays on 127.0.0.1
+            await pc.setLocalDescription(await pc.createOffer())
         started = time.monotonic()
         exchange = asyncio.ensure_future(signaling.exchange_sdp(self._http, token, pc.localDescription.sdp,
                                                                 cfg.backend.request_timeout_s))

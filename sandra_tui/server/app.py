@@ -43,6 +43,7 @@ import aiohttp
 from aiohttp import web
 
 from sandra_tui import secrets
+from sandra_tui.protocol.loopback import is_loopback_host
 from sandra_tui.shims import aioice as aioice_shim
 from sandra_tui.protocol.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
 from sandra_tui.server import hygiene, ops, proxies
@@ -365,7 +366,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     prom = Prom()
     app[CALLS] = CallRegistry(app[FAULTS], s.model, s.voice, s.max_calls_per_client, s.idle_call_timeout_s,
                               on_call=prom.calls.inc, on_drop=prom.drops.inc, max_calls=s.max_calls,
-                              connect_timeout_s=s.connect_timeout_s, session_max_s=s.session_max_s)
+                              connect_timeout_s=s.connect_timeout_s, session_max_s=s.session_max_s,
+                              loopback_only=is_loopback_host(s.host))
     prom.active_calls.set_function(lambda: len(app[CALLS].calls))
     app[TOKEN_LIMITER] = SlidingWindowLimiter(s.tokens_per_min_per_client)
     storage = open_storage(s.database_url, s.data_dir / "metrics.db")

@@ -18,6 +18,7 @@ from sandra_tui.protocol import rtp_passthrough
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
 from sandra_tui.server import live_dialect  # GPT-Live (#22)
+from sandra_tui.shims import aioice as aioice_shim
 from sandra_tui.shims.peer import close_peer_connection
 
 log = logging.getLogger("sandra_tui.server.calls")
@@ -71,8 +72,10 @@ def docs_shaped(sdp: str) -> str:
 class CallRegistry:
     def __init__(self, faults: Faults, model: str, voice: str, max_per_client: int = 4,
                  idle_timeout_s: float = 15.0, on_call=None, on_drop=None, max_calls: int = 64,
-                 connect_timeout_s: float = 10.0, session_max_s: float | None = None) -> None:
+                 connect_timeout_s: float = 10.0, session_max_s: float | None = None,
+                 loopback_only: bool = False) -> None:
         self.faults = faults
+        self.loopback_only = loopback_only  # serve on loopback: both ends here, ICE stays on 127.0.0.1
         self.model, self.voice = model, voice
         self.max_per_client = max_per_client
         self.max_calls = max_calls
@@ -149,7 +152,8 @@ class CallRegistry:
                     rtp_passthrough.install(transceiver.receiver)
             pc.addTrack(agent.track)
             answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+            with aioice_shim.loopback_host_candidates(self.loopback_only):  # aiortc gathers here
+                await pc.setLocalDescription(answer)
         except Exception as exc:  # noqa: BLE001 - any bad offer is the caller's 400
             await pc.close()
             await agent.close()
