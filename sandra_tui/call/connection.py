@@ -27,6 +27,7 @@ from sandra_tui.call.quality import loss_percent, mos, read_stats
 from sandra_tui.call.session import RealtimeSession
 from sandra_tui.call.signaling import SignalingError
 from sandra_tui.shims import aioice as aioice_shim
+from sandra_tui.shims import aiortc as aiortc_shim
 from sandra_tui.shims.peer import close_peer_connection
 
 log = logging.getLogger("sandra_tui.call")
@@ -305,13 +306,13 @@ async def read_media_path(conn: Connection, now: float | None = None):
     transceiver = pc.getTransceivers()[0]
     try:
         ice = transceiver.receiver.transport.transport
-        pair = ice._connection._nominated.get(1)  # aioice: component 1 (RTP and RTCP are muxed)
+        pair = aioice_shim.nominated_pair(aiortc_shim.ice_connection(ice))
     except AttributeError:
         return None
     if pair is None:
         return None
     codec = ""
-    codecs = getattr(transceiver, "_codecs", None) or []
+    codecs = aiortc_shim.negotiated_codecs(transceiver)
     if codecs:
         c = codecs[0]
         codec = f"{c.mimeType.split('/')[-1].lower()}/{c.clockRate}" + (f"/{c.channels}" if c.channels else "")

@@ -32,6 +32,7 @@ from sandra_tui.server.agent_session import BadEvent, default_session, new_id  #
 from sandra_tui.server.audio_track import FRAME, SAMPLE_RATE, AgentAudioTrack
 from sandra_tui.server.faults import Faults
 from sandra_tui.server.vad import FRAME_MS, Vad
+from sandra_tui.shims import aiortc as aiortc_shim
 
 log = logging.getLogger("sandra_tui.server.agent")
 MAX_UTTERANCE_S = 60  # the input buffer keeps at most this much audio (older audio is dropped)
@@ -134,8 +135,7 @@ class LocalAgentCall(Replies, ClientEvents):
         self.error(f"Your session hit the maximum duration of {length}.", SESSION_EXPIRED)
         deadline = time.monotonic() + 2.0
         while self.dc is not None and self.dc.readyState == "open" and time.monotonic() < deadline:
-            sctp = self.dc.transport
-            if not self.dc.bufferedAmount and not sctp._outbound_queue and not sctp._sent_queue:
+            if not self.dc.bufferedAmount and not aiortc_shim.sctp_unacknowledged(self.dc.transport):
                 return
             await asyncio.sleep(0.02)
 

@@ -79,3 +79,14 @@ def loopback_host_candidates(enabled: bool = True):
         yield
     finally:
         _loopback_only.reset(token)
+
+
+# -- reading a connection -------------------------------------------------------------------------
+def nominated_pair(connection, component: int = 1):
+    """The nominated CandidatePair of a component (1: RTP and RTCP are muxed), or None."""
+    return getattr(connection, "_nominated", {}).get(component)
+
+
+def stun_protocols(connection) -> list:
+    """The connection's StunProtocol objects (one per local candidate socket)."""
+    return list(getattr(connection, "_protocols", []))

@@ -53,3 +53,20 @@ def packet_payload(packet) -> bytes:
 def set_packet_payload(packet, data: bytes) -> None:
     """For tests that feed packets to a jitter buffer without aiortc's receive loop."""
     packet._data = data
+
+
+def ice_connection(ice_transport):
+    """The aioice Connection under an RTCIceTransport (or its RTCIceGatherer), or None."""
+    return getattr(ice_transport, "_connection", None)
+
+
+def negotiated_codecs(transceiver) -> list:
+    """The transceiver's negotiated RTCRtpCodecParameters, preferred first (aiortc keeps them
+    private; getStats() has no codec entries)."""
+    return list(getattr(transceiver, "_codecs", None) or [])
+
+
+def sctp_unacknowledged(sctp) -> bool:
+    """Data the SCTP transport has queued or sent but the peer has not acknowledged yet
+    (RTCDataChannel.bufferedAmount counts only what is not handed to SCTP)."""
+    return bool(sctp._outbound_queue or sctp._sent_queue)

@@ -54,3 +54,44 @@ def test_packet_payload_round_trips():
 def test_a_receiver_without_the_slots_is_refused():
     assert not shim.set_receive_path(object(), None, None)
     assert shim.jitter_buffer(object()) is None and shim.receiver_codec(object(), 111) is None
+
+
+async def test_a_live_call_exposes_what_the_media_path_line_and_the_agent_read():
+    """Two real peers on loopback: the ICE connection under the transport and its nominated
+    pair, the negotiated codecs, and the SCTP queues."""
+    import asyncio
+
+    from aioice.ice import CandidatePair, Connection
+
+    from sandra_tui.shims import aioice as aioice_shim
+    from sandra_tui.shims.peer import close_peer_connection
+
+    who = f"{WHO}, aioice {aioice_shim.version()}"
+    a, b = (RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(2))
+    try:
+        dc = a.createDataChannel("x")
+        opened = asyncio.get_running_loop().create_future()
+        dc.on("open", lambda: opened.done() or opened.set_result(True))
+        a.addTransceiver("audio", direction="sendrecv")
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        await asyncio.wait_for(opened, 10)  # loopback ICE+DTLS+SCTP: seconds even under load
+        transceiver = a.getTransceivers()[0]
+        connection = shim.ice_connection(transceiver.receiver.transport.transport)
+        assert isinstance(connection, Connection), f"{who}: RTCIceTransport._connection is not an aioice Connection"
+        assert isinstance(aioice_shim.nominated_pair(connection), CandidatePair), f"{who}: Connection._nominated moved"
+        assert aioice_shim.stun_protocols(connection), f"{who}: Connection._protocols is empty or gone"
+        codecs = shim.negotiated_codecs(transceiver)
+        assert codecs and codecs[0].mimeType.lower() == "audio/opus", f"{who}: RTCRtpTransceiver._codecs: {codecs}"
+        sctp = dc.transport
+        dc.send("hello")
+        for _ in range(200):  # until b acknowledged it; each step is one loop turn, not a time bound
+            if not shim.sctp_unacknowledged(sctp):
+                break
+            await asyncio.sleep(0.01)
+        assert not shim.sctp_unacknowledged(sctp), f"{who}: the SCTP queues never emptied"
+    finally:
+        await close_peer_connection(a)
+        await close_peer_connection(b)
