@@ -21,10 +21,11 @@ import soxr
 
 from sandra_tui.audio.devices import AudioUnavailable, Device, _sounddevice
 from sandra_tui.audio.playout import FRAME, FrameQueue, PlayoutBuffer
+from sandra_tui.media_constants import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-RATE = 48000
+RATE = SAMPLE_RATE
 BLOCK_MS = 10  # default PortAudio block: 10 ms keeps device latency low and matches the echo canceller
 LATENCY_S = 0.02  # asked of PortAudio; its "low" (8.7 ms) is below what ALSA's pulse plugin keeps up with
 

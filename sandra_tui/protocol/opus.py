@@ -13,7 +13,6 @@ into the playout buffer, so aiortc's decoder thread stays idle.
 
 from __future__ import annotations
 
-import fractions
 import logging
 
 import av
@@ -22,12 +21,11 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from sandra_tui.protocol import rtp_passthrough
 from sandra_tui.protocol.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
+from sandra_tui.media_constants import SAMPLE_RATE, TIME_BASE
 from sandra_tui.shims import aiortc as aiortc_shim
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 48000
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 BITRATE = 32000  # mono voice: what libwebrtc sends unless the far end asks for stereo
 
 
