@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sandra_tui.audio.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
+from sandra_tui.audio.frames import FRAME_SAMPLES, SAMPLE_RATE
 from sandra_tui.protocol.opus import OpusTrack
 from sandra_tui.protocol.pacing import FramePacer
 
@@ -96,5 +96,4 @@ class MicTrack(OpusTrack):
         return samples, pts
 
 
-FRAME_SECONDS = FRAME_MS / 1000
 DEVICE_TIMEOUT_S = 0.1  # a device silent this long is paced by the clock until it returns
