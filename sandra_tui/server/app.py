@@ -74,13 +74,6 @@ GUARD = web.AppKey("connection_guard", hygiene.ConnectionGuard)
 EVENTS = web.AppKey("events", hygiene.RateLimitedLog)  # accept errors, refused connections
 
 
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() != "bearer ":
-        return None
-    return header[7:].strip() or None
-
-
 def _is_loopback(request: web.Request) -> bool:
     """The real client is on this machine (not a remote client through a local proxy)."""
     return proxies.is_local(request, request.app[SETTINGS].trusted_proxies)
@@ -114,7 +107,7 @@ async def _session_for(request: web.Request, wanted: str | None) -> str | None:
     (claimed in storage, so replicas sharing PostgreSQL agree); None means a new session."""
     if wanted is None or not SESSION_ID.match(wanted):
         return None
-    proof = request.app[TOKENS].session_of(_bearer(request))
+    proof = request.app[TOKENS].session_of(hygiene.bearer(request))
     if proof is not None and hmac.compare_digest(proof.encode(), wanted.encode()):
         return wanted
     if not wanted.startswith("sess_"):  # ids we named are only ever resumed with their key
@@ -176,7 +169,7 @@ async def token(request: web.Request) -> web.Response:
 
 async def create_call(request: web.Request) -> web.Response:
     tokens, calls, faults = request.app[TOKENS], request.app[CALLS], request.app[FAULTS]
-    key = _bearer(request)
+    key = hygiene.bearer(request)
     issued = tokens.check(key)
     if issued is None:
         return json_error(401, "missing, invalid or expired key", "invalid_api_key")
@@ -228,7 +221,7 @@ async def _relay_call(request: web.Request, offer: str, session_id: str) -> web.
 async def _relay_hangup(request: web.Request) -> web.Response:
     s, tokens = request.app[SETTINGS], request.app[TOKENS]
     upstream_id, _, tag = request.match_info["call_id"].rpartition(".")
-    session_id = tokens.session_of(_bearer(request))  # an expired key still ends its own call
+    session_id = tokens.session_of(hygiene.bearer(request))  # an expired key still ends its own call
     if not upstream_id or session_id is None or not tokens.call_tag_ok(upstream_id, session_id, tag):
         return json_error(401, "this key did not create that call", "invalid_api_key")
     try:
@@ -247,7 +240,7 @@ async def hangup(request: web.Request) -> web.Response:
     call = calls.calls.get(request.match_info["call_id"])
     if call is None:
         return json_error(404, "no such call", "call_not_found")
-    if not hmac.compare_digest((_bearer(request) or "").encode(), call.key.encode()):
+    if not hmac.compare_digest((hygiene.bearer(request) or "").encode(), call.key.encode()):
         return json_error(401, "this key did not create that call", "invalid_api_key")
     call.hung_up = True
     await calls.end(call.id, reason="hangup")
