@@ -35,9 +35,7 @@ import datetime as dt
 import hmac
 import json
 import logging
-import os
 import time
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -360,7 +358,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app[CALLS] = CallRegistry(app[FAULTS], s.model, s.voice, s.max_calls_per_client, s.idle_call_timeout_s,
                               on_call=prom.calls.inc, on_drop=prom.drops.inc, max_calls=s.max_calls,
                               connect_timeout_s=s.connect_timeout_s, session_max_s=s.session_max_s,
-                              loopback_only=is_loopback_host(s.host))
+                              loopback_only=is_loopback_host(s.host), replica_id=s.replica_id)
     prom.active_calls.set_function(lambda: len(app[CALLS].calls))
     app[TOKEN_LIMITER] = SlidingWindowLimiter(s.tokens_per_min_per_client)
     storage = open_storage(s.database_url, s.data_dir / "metrics.db")
@@ -382,8 +380,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         app.router.add_get(FAULTS_PATH, faults_get)
         app.router.add_post(FAULTS_PATH, faults_post)
         app.router.add_delete(FAULTS_PATH, faults_delete)
-        if os.environ.get("SANDRA_TEST_PAGES"):
-            app.router.add_static("/_test", Path(os.environ["SANDRA_TEST_PAGES"]))
+        if s.test_pages is not None:
+            app.router.add_static("/_test", s.test_pages)
 
     loop_handler = {}
 

@@ -40,11 +40,11 @@ class Call:
     hung_up: bool = False
 
 
-def new_call_id() -> str:
+def new_call_id(replica_id: str | None = None) -> str:
     """The id in `Location: /v1/realtime/calls/{id}`: it names the replica (server/replica.py)."""
     from sandra_tui.server import replica
 
-    return replica.new_call_id()
+    return replica.new_call_id(replica_id)
 
 
 def _key_id(key: str) -> str:
@@ -73,8 +73,9 @@ class CallRegistry:
     def __init__(self, faults: Faults, model: str, voice: str, max_per_client: int = 4,
                  idle_timeout_s: float = 15.0, on_call=None, on_drop=None, max_calls: int = 64,
                  connect_timeout_s: float = 10.0, session_max_s: float | None = None,
-                 loopback_only: bool = False) -> None:
+                 loopback_only: bool = False, replica_id: str | None = None) -> None:
         self.faults = faults
+        self.replica_id = replica_id  # named in call ids (server/replica.py)
         self.loopback_only = loopback_only  # serve on loopback: both ends here, ICE stays on 127.0.0.1
         self.model, self.voice = model, voice
         self.max_per_client = max_per_client
@@ -116,7 +117,7 @@ class CallRegistry:
                 del self._opening[client]
 
     async def _answer(self, offer_sdp: str, key: str, client: str, session_id: str) -> tuple[str, str]:
-        call_id = new_call_id()
+        call_id = new_call_id(self.replica_id)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         agent = LocalAgentCall(call_id, self.faults, self.model, self.voice)
         call = Call(call_id, key, client, pc, agent, session_id)
