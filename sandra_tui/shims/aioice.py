@@ -66,19 +66,30 @@ def _scoped_host_addresses(use_ipv4: bool = True, use_ipv6: bool = True) -> list
 def loopback_host_candidates(enabled: bool = True):
     """Connections that gather inside this block offer only 127.0.0.1 (or ::1) as host
     candidate. Wrap the setLocalDescription that gathers (aiortc gathers there)."""
-    global _previous
     if not enabled:
         yield
         return
-    current = aioice.ice.get_host_addresses
-    if current is not _scoped_host_addresses:
-        _previous = current
-        aioice.ice.get_host_addresses = _scoped_host_addresses
+    _install_scoped()
     token = _loopback_only.set(True)
     try:
         yield
     finally:
         _loopback_only.reset(token)
+
+
+def loopback_from_here() -> None:
+    """For scripts (bench): every connection gathered from the current context on, and from the
+    tasks it starts (asyncio.run's included), offers loopback only."""
+    _install_scoped()
+    _loopback_only.set(True)
+
+
+def _install_scoped() -> None:
+    global _previous
+    current = aioice.ice.get_host_addresses
+    if current is not _scoped_host_addresses:
+        _previous = current
+        aioice.ice.get_host_addresses = _scoped_host_addresses
 
 
 # -- reading a connection -------------------------------------------------------------------------

@@ -67,3 +67,31 @@ async def test_loopback_candidates_only_inside_the_block_and_only_for_its_task(m
     assert await inside == {"127.0.0.1"}
     assert outside == set(own)
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == own  # after the block: aioice's answer
+
+
+def test_a_script_pins_loopback_for_what_asyncio_run_starts(monkeypatch):
+    """bench/: loopback_from_here() before asyncio.run covers the run's own connections."""
+    import contextvars
+
+    monkeypatch.undo()  # without conftest's process-wide pin
+    assert "127.0.0.1" not in shim._host_addresses(use_ipv4=True, use_ipv6=False)
+
+    def script() -> set[str]:
+        shim.loopback_from_here()
+
+        async def gather() -> set[str]:
+            conn = Connection(ice_controlling=True, components=1, use_ipv6=False)
+            try:
+                await conn.gather_candidates()
+                return {c.host for c in conn.local_candidates if c.type == "host"}
+            finally:
+                await conn.close()
+
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(gather())
+        finally:
+            loop.close()
+
+    assert contextvars.copy_context().run(script) == {"127.0.0.1"}  # a context of its own: nothing leaks
+    assert shim._loopback_only.get() is False
