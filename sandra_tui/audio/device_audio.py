@@ -27,7 +27,7 @@ from sandra_tui.audio.devices import AudioUnavailable, Device, find_device, fres
 from sandra_tui.audio.echo import EchoCanceller, EchoUnavailable
 from sandra_tui.audio.playout import FRAME, PlayoutBuffer
 from sandra_tui.audio.sources import Source
-from sandra_tui.media_constants import SAMPLE_RATE
+from sandra_tui.media.constants import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

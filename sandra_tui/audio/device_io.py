@@ -21,7 +21,7 @@ import soxr
 
 from sandra_tui.audio.devices import AudioUnavailable, Device, _sounddevice
 from sandra_tui.audio.playout import FRAME, FrameQueue, PlayoutBuffer
-from sandra_tui.media_constants import SAMPLE_RATE
+from sandra_tui.media.constants import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from sandra_tui.audio.frames import SILENCE_DBFS, peak_dbfs, rms_dbfs
 from sandra_tui.audio.playout import PlayoutBuffer
 from sandra_tui.audio.sinks import RemoteDrain, Sink
 from sandra_tui.audio.sources import MicTrack, SilenceSource, Source
-from sandra_tui.protocol.opus import install_decoder
+from sandra_tui.media.opus import install_decoder
 
 log = logging.getLogger(__name__)
 

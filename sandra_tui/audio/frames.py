@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from sandra_tui.media_constants import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, TIME_BASE  # noqa: F401 - re-exported
+from sandra_tui.media.constants import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, TIME_BASE  # noqa: F401 - re-exported
 
 SILENCE_DBFS = -120.0
 

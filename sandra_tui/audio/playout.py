@@ -34,9 +34,9 @@ from collections import deque
 
 import numpy as np
 
-from sandra_tui.media_constants import FRAME_MS
-from sandra_tui.media_constants import FRAME_SAMPLES as FRAME
-from sandra_tui.media_constants import SAMPLE_RATE
+from sandra_tui.media.constants import FRAME_MS
+from sandra_tui.media.constants import FRAME_SAMPLES as FRAME
+from sandra_tui.media.constants import SAMPLE_RATE
 
 FADE = 0.5  # each concealed repeat is this much quieter
 REANCHOR_FRAMES = 50  # a jump of more than 1 s in timestamps is a new stream (reconnect, reset)

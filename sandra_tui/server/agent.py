@@ -24,7 +24,7 @@ from collections import OrderedDict, deque
 import numpy as np
 from aiortc.mediastreams import MediaStreamError
 
-from sandra_tui.protocol.realtime import SESSION_EXPIRED
+from sandra_tui.wire.realtime import SESSION_EXPIRED
 from sandra_tui.server import asr, intents
 from sandra_tui.server.agent_events import ClientEvents
 from sandra_tui.server.agent_replies import Replies
@@ -40,7 +40,7 @@ MAX_ITEMS = 500  # conversation items remembered per call
 MIRROR_EDGE_PEAK = 1000  # about -30 dBFS: the start of a click
 MAX_LOGGED_ERRORS = 5  # error events logged per call (a misbehaving client cannot flood the log)
 RECOGNITION_WAIT_S = 5.0  # the final words of a turn, at most (the decoder is a few ms behind)
-# Events beyond sandra_tui.protocol.realtime.SERVER_EVENTS that this agent now emits.
+# Events beyond sandra_tui.wire.realtime.SERVER_EVENTS that this agent now emits.
 NEW_SERVER_EVENTS = frozenset({"conversation.item.input_audio_transcription.delta",
                                "response.function_call_arguments.delta", "response.function_call_arguments.done"})
 

@@ -1,6 +1,6 @@
 """The `sandra-tui serve` application: `create_app(settings) -> web.Application`.
 
-Routes (shapes in sandra_tui/protocol/realtime.py)
+Routes (shapes in sandra_tui/wire/realtime.py)
 - POST /api/sandra/token -> {"value", "expires_at", "realtime_url", "model", "ice_servers", "session_id"}
   (+ "notice" when the model is near or past its shutdown date)
   Body (optional JSON): {"session_id": "<the client's call id>", "reconnect": bool}. A session
@@ -41,9 +41,9 @@ import aiohttp
 from aiohttp import web
 
 from sandra_tui import secrets
-from sandra_tui.protocol.loopback import is_loopback_host
+from sandra_tui.media.loopback import is_loopback_host
 from sandra_tui.shims import aioice as aioice_shim
-from sandra_tui.protocol.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
+from sandra_tui.wire.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
 from sandra_tui.server import hygiene, ops, proxies
 from sandra_tui.server.calls import CallError, CallRegistry
 from sandra_tui.server.errors import ErrorLog, json_error, json_errors

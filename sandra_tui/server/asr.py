@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import soxr
 
-from sandra_tui.media_constants import SAMPLE_RATE
+from sandra_tui.media.constants import SAMPLE_RATE
 
 log = logging.getLogger("sandra_tui.server.asr")
 RATE_IN, RATE = SAMPLE_RATE, 16000

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from sandra_tui.protocol import rtp_passthrough
+from sandra_tui.media import rtp_passthrough
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
 from sandra_tui.server import live_dialect  # GPT-Live (#22)

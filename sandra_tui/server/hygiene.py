@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from sandra_tui.protocol.realtime import error_body
+from sandra_tui.wire.realtime import error_body
 from sandra_tui.server import proxies
 
 log = logging.getLogger("sandra_tui.server")

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from sandra_tui import secrets
 from sandra_tui.heap import freeze_long_lived
-from sandra_tui.protocol.loopback import is_loopback_host
+from sandra_tui.media.loopback import is_loopback_host
 
 log = logging.getLogger("sandra_tui.server")
 

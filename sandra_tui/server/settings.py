@@ -8,7 +8,7 @@ from pathlib import Path
 
 import platformdirs
 
-from sandra_tui.protocol.realtime import DEFAULT_MODEL
+from sandra_tui.wire.realtime import DEFAULT_MODEL
 
 INSTRUCTIONS = ("You are Sandra, a helpful voice assistant. Answer briefly and plainly; "
                 "say so when you do not know.")

@@ -28,7 +28,7 @@ import uuid
 from aiohttp import web
 
 from sandra_tui import secrets
-from sandra_tui.protocol.realtime import CALLS_PATH, TOKEN_PATH
+from sandra_tui.wire.realtime import CALLS_PATH, TOKEN_PATH
 from sandra_tui.server.errors import json_error
 from sandra_tui.server.metrics.api import METRICS_PATH
 from sandra_tui.server.metrics.ratelimit import SHARED_SCHEMA, SharedWindowLimiter, retry_after

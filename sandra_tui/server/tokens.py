@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandra_tui import secrets as masking
-from sandra_tui.protocol.realtime import SESSION_ID, SIGNED_KEY_PREFIX
+from sandra_tui.wire.realtime import SESSION_ID, SIGNED_KEY_PREFIX
 
 log = logging.getLogger("sandra_tui.server")
 KIND_CALL = "call"  # opens calls (local agent or relay) and posts metrics

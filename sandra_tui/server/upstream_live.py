@@ -23,7 +23,7 @@ from collections import OrderedDict
 import aiohttp
 from aiohttp import web
 
-from sandra_tui.protocol import live
+from sandra_tui.wire import live
 from sandra_tui.server import hygiene
 from sandra_tui.server.errors import json_error
 from sandra_tui.server.live_dialect import wire_api

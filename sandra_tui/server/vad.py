@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from sandra_tui.media_constants import FRAME_MS
-from sandra_tui.media_constants import SAMPLE_RATE as RATE  # webrtcvad takes 48 kHz directly: no resampling per frame
+from sandra_tui.media.constants import FRAME_MS
+from sandra_tui.media.constants import SAMPLE_RATE as RATE  # webrtcvad takes 48 kHz directly: no resampling per frame
 ONSET_FRAMES = 2  # 40 ms of speech before a turn starts: a click is not speech
 EAGERNESS_SILENCE_MS = {"low": 8000, "medium": 4000, "auto": 4000, "high": 2000}
 EARLY_END_MS = {"low": 1200, "medium": 700, "auto": 700, "high": 400}

@@ -8,8 +8,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from sandra_tui.audio.frames import FRAME_SAMPLES, TIME_BASE
-from sandra_tui.protocol.opus import DirectDecoder, OpusDecoder, OpusEncoder, install_decoder
-from sandra_tui.protocol import rtp_passthrough
+from sandra_tui.media.opus import DirectDecoder, OpusDecoder, OpusEncoder, install_decoder
+from sandra_tui.media import rtp_passthrough
 from sandra_tui.shims import aiortc as aiortc_shim
 
 
@@ -39,7 +39,7 @@ def test_one_packet_per_frame_stamped_with_the_frame_pts():
 def test_the_reused_frame_encodes_exactly_as_fresh_frames_do():
     import av
 
-    from sandra_tui.protocol.opus import make_frame
+    from sandra_tui.media.opus import make_frame
 
     source = np.concatenate([tone(300, 20), tone(2000, 20)])
     fresh = av.CodecContext.create("libopus", "w")

@@ -4,9 +4,9 @@ packets come out of order or wrap, and drops duplicates."""
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
-from sandra_tui.protocol import rtp_passthrough
+from sandra_tui.media import rtp_passthrough
 from sandra_tui.shims import aiortc as aiortc_shim
-from sandra_tui.protocol.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
+from sandra_tui.media.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
 
 
 def packet(seq: int, ts: int) -> RtpPacket:

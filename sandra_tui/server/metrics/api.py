@@ -1,6 +1,6 @@
 """`/api/sandra/metrics` (POST, GET), CORS, rate limits, `/metrics` (Prometheus), `/healthz`.
 
-Prometheus labels are bounded: a metric name outside LATENCY_METRICS (protocol/realtime.py) is
+Prometheus labels are bounded: a metric name outside LATENCY_METRICS (wire/realtime.py) is
 counted under "other", so `/metrics` stays a few KB whatever clients send; it is rendered on a
 worker thread all the same (prometheus_client locks its metrics), never on the event loop.
 """
@@ -18,7 +18,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from sandra_tui.protocol.realtime import LATENCY_METRICS, OTHER_METRIC
+from sandra_tui.wire.realtime import LATENCY_METRICS, OTHER_METRIC
 from sandra_tui.server.errors import json_error
 from sandra_tui.server.hygiene import bearer, read_body
 from sandra_tui.server.metrics.ratelimit import SlidingWindowLimiter

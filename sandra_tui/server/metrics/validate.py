@@ -7,8 +7,8 @@ import json
 import math
 import re
 
-from sandra_tui.protocol.realtime import METRIC_NAME as NAME
-from sandra_tui.protocol.realtime import SESSION_ID
+from sandra_tui.wire.realtime import METRIC_NAME as NAME
+from sandra_tui.wire.realtime import SESSION_ID
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_MS = 3_600_000.0  # one hour: anything above is a bug, not a latency

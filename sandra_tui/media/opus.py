@@ -19,9 +19,9 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from sandra_tui.protocol import rtp_passthrough
-from sandra_tui.protocol.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
-from sandra_tui.media_constants import SAMPLE_RATE, TIME_BASE
+from sandra_tui.media import rtp_passthrough
+from sandra_tui.media.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
+from sandra_tui.media.constants import SAMPLE_RATE, TIME_BASE
 from sandra_tui.shims import aiortc as aiortc_shim
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sandra_tui.media_constants import FRAME_SAMPLES, SAMPLE_RATE
+from sandra_tui.media.constants import FRAME_SAMPLES, SAMPLE_RATE
 
 
 class FramePacer:
