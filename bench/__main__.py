@@ -25,7 +25,7 @@ from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState, LatencySample, ReconnectAttempt, StateChanged
 from sandra_tui.call.probe_adapter import make_probe
 from sandra_tui.config.model import Config
-from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
+from sandra_tui.shims.aioice import loopback_from_here
 from tests.agent_server import ServeProcess
 from tests.coturn import Coturn, SilentUdp
 
@@ -229,7 +229,7 @@ def print_table(rows: list[dict], pending: list[str]) -> None:
 
 async def main(mode: str) -> int:
     runs = 3 if mode == "quick" else 10
-    pin_host_candidates_to_loopback()
+    loopback_from_here()  # the bench's own peers too, not only the controller's
     serve = ServeProcess("--faults").start()
     coturn = Coturn().start()
     silent = [SilentUdp() for _ in range(6)]

@@ -166,7 +166,7 @@ async def _hold(url: str, seconds: float, devices: bool = False) -> None:
 if __name__ == "__main__":  # python -m bench.baseline URL SECONDS [--devices]: hold one call
     import sys
 
-    from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
+    from sandra_tui.shims.aioice import loopback_from_here
 
-    pin_host_candidates_to_loopback()
+    loopback_from_here()  # asyncio.run's task inherits it
     asyncio.run(_hold(sys.argv[1], float(sys.argv[2]), "--devices" in sys.argv[3:]))

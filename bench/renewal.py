@@ -18,12 +18,12 @@ from sandra_tui.audio.playout import PlayoutBuffer
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState, ReconnectAttempt, SessionRenewed, StateChanged, Transcript
 from sandra_tui.config.model import Config
-from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
+from sandra_tui.shims.aioice import loopback_from_here
 from tests.agent_server import ServeProcess
 
 
 async def run(seconds: float, max_s: float, renew_after_s: float) -> dict:
-    pin_host_candidates_to_loopback()
+    loopback_from_here()  # the bench's own peers too, not only the controller's
     serve = ServeProcess("--session-max-s", str(max_s)).start()
     try:
         cfg = Config(backend={"url": serve.url}, ice={"stun": []}, reconnect={"jitter": 0.0},

@@ -36,7 +36,3 @@ def setup_logging(level: str | int = "WARNING", stream=None) -> None:
     handler._sandra = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-
-
-def add_redaction(handler: logging.Handler) -> None:
-    handler.addFilter(RedactingFilter())

@@ -2,7 +2,7 @@
 
 Two kinds of masking:
 - by pattern: every `ek_...` key (OpenAI's ephemeral keys and our signed keys, see
-  SIGNED_KEY_PREFIX in protocol/realtime.py) is masked wherever it appears, without being
+  SIGNED_KEY_PREFIX in wire/realtime.py) is masked wherever it appears, without being
   registered: a server mints one per call, and a registry of them would grow with its age;
 - by value: other secrets (API keys, TURN secrets and passwords) are registered. The registry
   is bounded (MAX_ENTRIES, least recently registered dropped first) and an entry may expire

@@ -12,8 +12,8 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from sandra_tui.protocol.opus import make_frame
-from sandra_tui.protocol.pacing import FramePacer
+from sandra_tui.media.opus import make_frame
+from sandra_tui.media.pacing import FramePacer
 from tests.realtime_schema import validate_server_event
 
 RATE, FRAME = 48000, 960

@@ -27,6 +27,7 @@ from sandra_tui.audio.devices import AudioUnavailable, Device, find_device, fres
 from sandra_tui.audio.echo import EchoCanceller, EchoUnavailable
 from sandra_tui.audio.playout import FRAME, PlayoutBuffer
 from sandra_tui.audio.sources import Source
+from sandra_tui.media.constants import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ class DeviceAudio(Source):
     def describe(self) -> str:
         parts = [f"mic {self.input_name or 'none'}", f"speaker {self.output_name or 'none'}"]
         rates = {s.rate for s in (self.mic, self.speaker) if s is not None}
-        if rates and rates != {48000}:
+        if rates and rates != {SAMPLE_RATE}:
             parts.append("resampled " + "/".join(f"{r // 1000 if r % 1000 == 0 else r / 1000} kHz"
                                                  for r in sorted(rates)))
         parts.append("echo cancellation " + ("on" if self.echo and not self.echo.failed else "off"))

@@ -21,10 +21,11 @@ import soxr
 
 from sandra_tui.audio.devices import AudioUnavailable, Device, _sounddevice
 from sandra_tui.audio.playout import FRAME, FrameQueue, PlayoutBuffer
+from sandra_tui.media.constants import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-RATE = 48000
+RATE = SAMPLE_RATE
 BLOCK_MS = 10  # default PortAudio block: 10 ms keeps device latency low and matches the echo canceller
 # Frames waiting for the call's loop. Under CPU contention the loop is late by 100-300 ms now
 # and then (stress-ng --cpu 2); with 3 frames (60 ms) the microphone lost 12% of the

@@ -6,18 +6,20 @@ microphone hears goes through `capture` and comes out with the echo removed. Bot
 PortAudio's threads; a lock keeps the two sides from entering the module at once.
 
 Each call normally builds, serializes and parses a protobuf message (about 70 us of Python per
-block pair, a third of the cost). The request for a fixed buffer never changes, so `_Direct`
-builds it once per direction and only copies samples in and out; it falls back to the public
-API if LiveKit's internals move (a test checks both give the same output).
+block pair, a third of the cost). The request for a fixed buffer never changes, so
+shims/livekit.DirectApm builds it once per direction and only copies samples in and out; the
+public API is used when that refuses (another livekit version) or fails (a test checks both
+give the same output).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 
 import numpy as np
+
+from sandra_tui.shims.livekit import DirectApm
 
 log = logging.getLogger(__name__)
 
@@ -49,52 +51,6 @@ class _Blocks:
             yield data[start : start + BLOCK]
 
 
-class _Direct:
-    """Fixed-buffer calls into LiveKit's FFI for process_stream / process_reverse_stream."""
-
-    def __init__(self, apm) -> None:
-        from livekit.rtc._ffi_client import FfiClient
-        from livekit.rtc._proto import ffi_pb2
-
-        self._pb2 = ffi_pb2
-        self._lib = FfiClient.instance._ffi_lib
-        self._calls = {}
-        for kind in ("apm_process_stream", "apm_process_reverse_stream"):
-            buffer = (ctypes.c_int16 * BLOCK)()
-            request = ffi_pb2.FfiRequest()
-            fields = getattr(request, kind)
-            fields.apm_handle = apm._ffi_handle.handle
-            fields.data_ptr = ctypes.addressof(buffer)
-            fields.size = ctypes.sizeof(buffer)
-            fields.sample_rate = RATE
-            fields.num_channels = 1
-            data = request.SerializeToString()
-            ok = ffi_pb2.FfiResponse()
-            getattr(ok, kind).SetInParent()
-            self._calls[kind] = (buffer, np.frombuffer(buffer, dtype=np.int16),
-                                 (ctypes.c_ubyte * len(data)).from_buffer_copy(data), len(data),
-                                 ok.SerializeToString())
-        self._response = ctypes.POINTER(ctypes.c_ubyte)()
-        self._response_len = ctypes.c_size_t()
-
-    def process(self, kind: str, block: np.ndarray) -> np.ndarray:
-        """Runs the block through the module; returns the processed samples (a view of the
-        fixed buffer: copy before the next call)."""
-        _, view, request, length, ok = self._calls[kind]
-        view[:] = block
-        handle = self._lib.livekit_ffi_request(request, length, ctypes.byref(self._response),
-                                               ctypes.byref(self._response_len))
-        try:
-            response = ctypes.string_at(self._response, self._response_len.value)
-        finally:
-            self._lib.livekit_ffi_drop_handle(handle)
-        if response != ok:
-            parsed = self._pb2.FfiResponse()
-            parsed.ParseFromString(response)
-            raise RuntimeError(getattr(parsed, kind).error or "unexpected reply from the audio module")
-        return view
-
-
 class EchoCanceller:
     def __init__(self, noise_suppression: bool = False, delay_ms: int = 40) -> None:
         try:
@@ -106,7 +62,7 @@ class EchoCanceller:
                                               high_pass_filter=True, auto_gain_control=False)
         self._lock = threading.Lock()
         try:
-            self._direct: _Direct | None = _Direct(self._apm)
+            self._direct: DirectApm | None = DirectApm(self._apm, RATE, BLOCK)
         except Exception:  # noqa: BLE001 - LiveKit internals moved: the public API still works
             log.info("echo canceller: LiveKit's direct path is unavailable; using the public API", exc_info=True)
             self._direct = None

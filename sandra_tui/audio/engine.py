@@ -18,11 +18,11 @@ from collections import deque
 import numpy as np
 
 from sandra_tui.audio.devices import AudioUnavailable
-from sandra_tui.audio.frames import FRAME_MS, SILENCE_DBFS, peak_dbfs, rms_dbfs
+from sandra_tui.audio.frames import SILENCE_DBFS, peak_dbfs, rms_dbfs
 from sandra_tui.audio.playout import PlayoutBuffer
 from sandra_tui.audio.sinks import RemoteDrain, Sink
 from sandra_tui.audio.sources import MicTrack, SilenceSource, Source
-from sandra_tui.protocol.opus import install_decoder
+from sandra_tui.media.opus import install_decoder
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,6 @@ class AudioEngine:
     def frames_played(self) -> int:
         """Frames that reached the speaker (or were received, without a speaker)."""
         return self.playout.frames_played if self.playout is not None else self.frames_received
-
-    def played_ms(self) -> int:
-        return self.frames_played * FRAME_MS
 
     def flush_playout(self) -> None:
         if self.playout is not None:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import fractions
-
 import av
 import numpy as np
 
-SAMPLE_RATE = 48000
-FRAME_MS = 20
-FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 960
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+from sandra_tui.media.constants import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, TIME_BASE  # noqa: F401 - re-exported
+
 SILENCE_DBFS = -120.0
 
 

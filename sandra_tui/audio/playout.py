@@ -34,8 +34,10 @@ from collections import deque
 
 import numpy as np
 
-FRAME = 960  # 20 ms at 48 kHz
-FRAME_MS = 20
+from sandra_tui.media.constants import FRAME_MS
+from sandra_tui.media.constants import FRAME_SAMPLES as FRAME
+from sandra_tui.media.constants import SAMPLE_RATE
+
 FADE = 0.5  # each concealed repeat is this much quieter
 REANCHOR_FRAMES = 50  # a jump of more than 1 s in timestamps is a new stream (reconnect, reset)
 JITTER_WINDOW = 100  # frames (2 s): lateness is measured against the earliest arrival among these
@@ -118,7 +120,7 @@ class PlayoutBuffer:
     def flush(self) -> int:
         """Drop everything queued (barge-in); returns the ms dropped. Prebuffers again after."""
         with self._lock:
-            dropped = len(self._frames) * FRAME_MS + (FRAME - self._pos) * 1000 // 48000
+            dropped = len(self._frames) * FRAME_MS + (FRAME - self._pos) * 1000 // SAMPLE_RATE
             next_index = max(self._frames) + 1 if self._frames else self._next
             self._reset_locked()
             self._next = next_index

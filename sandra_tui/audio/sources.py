@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sandra_tui.audio.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
-from sandra_tui.protocol.opus import OpusTrack
-from sandra_tui.protocol.pacing import FramePacer
+from sandra_tui.audio.frames import FRAME_SAMPLES, SAMPLE_RATE
+from sandra_tui.media.opus import OpusTrack
+from sandra_tui.media.pacing import FramePacer
 
 
 class Source:
@@ -66,7 +66,7 @@ class MicTrack(OpusTrack):
 
     Paced by the device when the source has one (`wait_frame`: each frame leaves as soon as
     it is captured, no queueing delay), otherwise by the wall clock. Frames leave as mono Opus
-    packets (`OpusTrack` in protocol/opus.py), which aiortc sends without re-encoding.
+    packets (`OpusTrack` in media/opus.py), which aiortc sends without re-encoding.
 
     A new one is made for every connection attempt (a track whose sender stopped is ended);
     the source behind it lives across attempts.
@@ -96,7 +96,6 @@ class MicTrack(OpusTrack):
         return samples, pts
 
 
-FRAME_SECONDS = FRAME_MS / 1000
 # A device silent this long is paced by the clock (silence) until it returns. Not shorter: under
 # CPU contention capture callbacks come 100-300 ms late, and each silent frame sent in the
 # meantime was a 20 ms hole cut into the operator's speech once the real frames arrived.

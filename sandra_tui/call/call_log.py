@@ -32,6 +32,7 @@ from sandra_tui.call.events import (
     StateChanged,
     ToolCall,
 )
+from sandra_tui.telemetry.stats import percentile
 
 log = logging.getLogger("sandra_tui.call")
 IDLE = (CallState.IDLE, CallState.ENDED, CallState.FAILED)
@@ -87,13 +88,6 @@ class CallRecord:
         data = asdict(self)
         data["duration_s"] = round(self.duration_s, 1)
         return data
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def clock_text(seconds: float) -> str:

@@ -26,8 +26,8 @@ from sandra_tui.call.ice import backend_is_loopback, gather_servers
 from sandra_tui.call.quality import loss_percent, mos, read_stats
 from sandra_tui.call.session import RealtimeSession
 from sandra_tui.call.signaling import SignalingError
-from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
 from sandra_tui.shims import aioice as aioice_shim
+from sandra_tui.shims import aiortc as aiortc_shim
 from sandra_tui.shims.peer import close_peer_connection
 
 log = logging.getLogger("sandra_tui.call")
@@ -121,8 +121,6 @@ class Connection:
 
         self._on_step(CallState.CONNECTING)
         loopback = backend_is_loopback(self._backend) and backend_is_loopback(token.realtime_url)
-        if loopback:
-            pin_host_candidates_to_loopback()
         servers = gather_servers(cfg.ice, token.ice_servers, loopback)
         self.plan = plan = await self._planner.plan(servers, self.attempt, self._last_reason, self._last_relay)
         log.info("ICE servers for this attempt: %s", plan.describe())
@@ -168,7 +166,8 @@ class Connection:
         # With a playout buffer, decode on arrival; a connection that is not active yet drops it.
         self._audio.attach_receiver(transceiver.receiver, accept=lambda: self.active)
 
-        await pc.setLocalDescription(await pc.createOffer())
+        with aioice_shim.loopback_host_candidates(loopback):  # both ends here: ICE stays on 127.0.0.1
+            await pc.setLocalDescription(await pc.createOffer())
         started = time.monotonic()
         exchange = asyncio.ensure_future(signaling.exchange_sdp(self._http, token, pc.localDescription.sdp,
                                                                 cfg.backend.request_timeout_s))
@@ -307,13 +306,13 @@ async def read_media_path(conn: Connection, now: float | None = None):
     transceiver = pc.getTransceivers()[0]
     try:
         ice = transceiver.receiver.transport.transport
-        pair = ice._connection._nominated.get(1)  # aioice: component 1 (RTP and RTCP are muxed)
+        pair = aioice_shim.nominated_pair(aiortc_shim.ice_connection(ice))
     except AttributeError:
         return None
     if pair is None:
         return None
     codec = ""
-    codecs = getattr(transceiver, "_codecs", None) or []
+    codecs = aiortc_shim.negotiated_codecs(transceiver)
     if codecs:
         c = codecs[0]
         codec = f"{c.mimeType.split('/')[-1].lower()}/{c.clockRate}" + (f"/{c.channels}" if c.channels else "")

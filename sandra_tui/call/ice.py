@@ -18,7 +18,7 @@ from aiortc import RTCIceServer
 
 from sandra_tui.config.model import IceConfig
 from sandra_tui.config.urls import IceUrlError, parse_ice_url
-from sandra_tui.protocol.loopback import is_loopback_host
+from sandra_tui.media.loopback import is_loopback_host
 
 log = logging.getLogger(__name__)
 ICE_FAILURE_REASONS = {"ice_failed", "connect_timeout", "pc_failed"}

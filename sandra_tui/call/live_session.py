@@ -24,7 +24,7 @@ import uuid
 from sandra_tui.audio.frames import peak_dbfs
 from sandra_tui.call.events import ErrorEvent, HistoryChanged, Notice, Speech, Transcript
 from sandra_tui.call.session import REPLY_AUDIO_DBFS, dispatch, new_event_id, plain_error
-from sandra_tui.protocol import live
+from sandra_tui.wire import live
 
 log = logging.getLogger("sandra_tui.call")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-OPUS_CLOCK_HZ = 48000
+from sandra_tui.media.constants import SAMPLE_RATE as OPUS_CLOCK_HZ
 
 
 def mos(one_way_ms: float, jitter_ms: float, loss_pct: float) -> float:

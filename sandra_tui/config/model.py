@@ -101,10 +101,6 @@ class TurnServer(_Section):
     def origin(self) -> str:
         return self._origin
 
-    def ice_dict(self) -> dict:
-        """The RTCIceServer-shaped dict (credential in clear: for the peer connection only)."""
-        return {"urls": self.url, "username": self.username, "credential": self.credential.get_secret_value()}
-
 
 class IceConfig(_Section):
     stun: list[str] = Field(default_factory=lambda: list(DEFAULT_STUN))

@@ -24,7 +24,7 @@ from collections import OrderedDict, deque
 import numpy as np
 from aiortc.mediastreams import MediaStreamError
 
-from sandra_tui.protocol.realtime import SESSION_EXPIRED
+from sandra_tui.wire.realtime import SESSION_EXPIRED
 from sandra_tui.server import asr, intents
 from sandra_tui.server.agent_events import ClientEvents
 from sandra_tui.server.agent_replies import Replies
@@ -32,6 +32,7 @@ from sandra_tui.server.agent_session import BadEvent, default_session, new_id  #
 from sandra_tui.server.audio_track import FRAME, SAMPLE_RATE, AgentAudioTrack
 from sandra_tui.server.faults import Faults
 from sandra_tui.server.vad import BARGE_IN_FRAMES, FRAME_MS, ONSET_FRAMES, Vad
+from sandra_tui.shims import aiortc as aiortc_shim
 
 log = logging.getLogger("sandra_tui.server.agent")
 MAX_UTTERANCE_S = 60  # the input buffer keeps at most this much audio (older audio is dropped)
@@ -40,7 +41,7 @@ MIRROR_EDGE_PEAK = 1000  # about -30 dBFS: the start of a click
 MAX_LOGGED_ERRORS = 5  # error events logged per call (a misbehaving client cannot flood the log)
 ECHO_TAIL_S = 0.6  # after her audio leaves: the caller's playout (up to ~300 ms) and the room
 RECOGNITION_WAIT_S = 5.0  # the final words of a turn, at most (the decoder is a few ms behind)
-# Events beyond sandra_tui.protocol.realtime.SERVER_EVENTS that this agent now emits.
+# Events beyond sandra_tui.wire.realtime.SERVER_EVENTS that this agent now emits.
 NEW_SERVER_EVENTS = frozenset({"conversation.item.input_audio_transcription.delta",
                                "response.function_call_arguments.delta", "response.function_call_arguments.done"})
 
@@ -136,8 +137,7 @@ class LocalAgentCall(Replies, ClientEvents):
         self.error(f"Your session hit the maximum duration of {length}.", SESSION_EXPIRED)
         deadline = time.monotonic() + 2.0
         while self.dc is not None and self.dc.readyState == "open" and time.monotonic() < deadline:
-            sctp = self.dc.transport
-            if not self.dc.bufferedAmount and not sctp._outbound_queue and not sctp._sent_queue:
+            if not self.dc.bufferedAmount and not aiortc_shim.sctp_unacknowledged(self.dc.transport):
                 return
             await asyncio.sleep(0.02)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from sandra_tui.protocol.realtime import CLIENT_EVENTS
+from sandra_tui.wire.realtime import CLIENT_EVENTS
 from sandra_tui.server import intents
 from sandra_tui.server.agent_session import (SESSION_SCHEMA, BadEvent, check_keys, check_turn_detection,
                                              default_session, merge, new_id)

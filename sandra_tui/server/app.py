@@ -1,6 +1,6 @@
 """The `sandra-tui serve` application: `create_app(settings) -> web.Application`.
 
-Routes (shapes in sandra_tui/protocol/realtime.py)
+Routes (shapes in sandra_tui/wire/realtime.py)
 - POST /api/sandra/token -> {"value", "expires_at", "realtime_url", "model", "ice_servers", "session_id"}
   (+ "notice" when the model is near or past its shutdown date)
   Body (optional JSON): {"session_id": "<the client's call id>", "reconnect": bool}. A session
@@ -35,16 +35,15 @@ import datetime as dt
 import hmac
 import json
 import logging
-import os
 import time
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from sandra_tui import secrets
+from sandra_tui.media.loopback import is_loopback_host
 from sandra_tui.shims import aioice as aioice_shim
-from sandra_tui.protocol.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
+from sandra_tui.wire.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
 from sandra_tui.server import hygiene, ops, proxies
 from sandra_tui.server.calls import CallError, CallRegistry
 from sandra_tui.server.errors import ErrorLog, json_error, json_errors
@@ -71,13 +70,6 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 MODEL_STATUS = web.AppKey("model_status", dict)  # {"id", "shutdown_date", "notice"}
 GUARD = web.AppKey("connection_guard", hygiene.ConnectionGuard)
 EVENTS = web.AppKey("events", hygiene.RateLimitedLog)  # accept errors, refused connections
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() != "bearer ":
-        return None
-    return header[7:].strip() or None
 
 
 def _is_loopback(request: web.Request) -> bool:
@@ -113,7 +105,7 @@ async def _session_for(request: web.Request, wanted: str | None) -> str | None:
     (claimed in storage, so replicas sharing PostgreSQL agree); None means a new session."""
     if wanted is None or not SESSION_ID.match(wanted):
         return None
-    proof = request.app[TOKENS].session_of(_bearer(request))
+    proof = request.app[TOKENS].session_of(hygiene.bearer(request))
     if proof is not None and hmac.compare_digest(proof.encode(), wanted.encode()):
         return wanted
     if not wanted.startswith("sess_"):  # ids we named are only ever resumed with their key
@@ -175,7 +167,7 @@ async def token(request: web.Request) -> web.Response:
 
 async def create_call(request: web.Request) -> web.Response:
     tokens, calls, faults = request.app[TOKENS], request.app[CALLS], request.app[FAULTS]
-    key = _bearer(request)
+    key = hygiene.bearer(request)
     issued = tokens.check(key)
     if issued is None:
         return json_error(401, "missing, invalid or expired key", "invalid_api_key")
@@ -227,7 +219,7 @@ async def _relay_call(request: web.Request, offer: str, session_id: str) -> web.
 async def _relay_hangup(request: web.Request) -> web.Response:
     s, tokens = request.app[SETTINGS], request.app[TOKENS]
     upstream_id, _, tag = request.match_info["call_id"].rpartition(".")
-    session_id = tokens.session_of(_bearer(request))  # an expired key still ends its own call
+    session_id = tokens.session_of(hygiene.bearer(request))  # an expired key still ends its own call
     if not upstream_id or session_id is None or not tokens.call_tag_ok(upstream_id, session_id, tag):
         return json_error(401, "this key did not create that call", "invalid_api_key")
     try:
@@ -246,7 +238,7 @@ async def hangup(request: web.Request) -> web.Response:
     call = calls.calls.get(request.match_info["call_id"])
     if call is None:
         return json_error(404, "no such call", "call_not_found")
-    if not hmac.compare_digest((_bearer(request) or "").encode(), call.key.encode()):
+    if not hmac.compare_digest((hygiene.bearer(request) or "").encode(), call.key.encode()):
         return json_error(401, "this key did not create that call", "invalid_api_key")
     call.hung_up = True
     await calls.end(call.id, reason="hangup")
@@ -365,7 +357,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     prom = Prom()
     app[CALLS] = CallRegistry(app[FAULTS], s.model, s.voice, s.max_calls_per_client, s.idle_call_timeout_s,
                               on_call=prom.calls.inc, on_drop=prom.drops.inc, max_calls=s.max_calls,
-                              connect_timeout_s=s.connect_timeout_s, session_max_s=s.session_max_s)
+                              connect_timeout_s=s.connect_timeout_s, session_max_s=s.session_max_s,
+                              loopback_only=is_loopback_host(s.host), replica_id=s.replica_id)
     prom.active_calls.set_function(lambda: len(app[CALLS].calls))
     app[TOKEN_LIMITER] = SlidingWindowLimiter(s.tokens_per_min_per_client)
     storage = open_storage(s.database_url, s.data_dir / "metrics.db")
@@ -387,8 +380,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         app.router.add_get(FAULTS_PATH, faults_get)
         app.router.add_post(FAULTS_PATH, faults_post)
         app.router.add_delete(FAULTS_PATH, faults_delete)
-        if os.environ.get("SANDRA_TEST_PAGES"):
-            app.router.add_static("/_test", Path(os.environ["SANDRA_TEST_PAGES"]))
+        if s.test_pages is not None:
+            app.router.add_static("/_test", s.test_pages)
 
     loop_handler = {}
 

@@ -25,8 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import soxr
 
+from sandra_tui.media.constants import SAMPLE_RATE
+
 log = logging.getLogger("sandra_tui.server.asr")
-RATE_IN, RATE = 48000, 16000
+RATE_IN, RATE = SAMPLE_RATE, 16000
 CHUNK_S = 0.1  # audio handed to the decoder at a time
 MAX_IDLE_DECODERS = 8
 CMN_INIT = "45,4,-3,10,-10,-2,2,-8,0,-6,6,-6,-2"

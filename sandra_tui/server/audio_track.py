@@ -12,11 +12,10 @@ from collections import deque
 
 import numpy as np
 
-from sandra_tui.protocol.opus import OpusTrack
-from sandra_tui.protocol.pacing import FramePacer
+from sandra_tui.media.opus import OpusTrack
+from sandra_tui.media.pacing import FramePacer
+from sandra_tui.media.constants import FRAME_SAMPLES as FRAME, SAMPLE_RATE  # noqa: F401 - agent.py imports them here
 
-SAMPLE_RATE = 48000
-FRAME = 960
 
 
 class AgentAudioTrack(OpusTrack):

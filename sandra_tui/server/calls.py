@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from sandra_tui.protocol import audio_level, rtp_passthrough
+from sandra_tui.media import rtp_passthrough
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
 from sandra_tui.server import live_dialect  # GPT-Live (#22)
+from sandra_tui.shims import aioice as aioice_shim
 from sandra_tui.shims.peer import close_peer_connection
 
 log = logging.getLogger("sandra_tui.server.calls")
-audio_level.install()
 
 
 @dataclass
@@ -40,11 +40,11 @@ class Call:
     hung_up: bool = False
 
 
-def new_call_id() -> str:
+def new_call_id(replica_id: str | None = None) -> str:
     """The id in `Location: /v1/realtime/calls/{id}`: it names the replica (server/replica.py)."""
     from sandra_tui.server import replica
 
-    return replica.new_call_id()
+    return replica.new_call_id(replica_id)
 
 
 def _key_id(key: str) -> str:
@@ -72,8 +72,11 @@ def docs_shaped(sdp: str) -> str:
 class CallRegistry:
     def __init__(self, faults: Faults, model: str, voice: str, max_per_client: int = 4,
                  idle_timeout_s: float = 15.0, on_call=None, on_drop=None, max_calls: int = 64,
-                 connect_timeout_s: float = 10.0, session_max_s: float | None = None) -> None:
+                 connect_timeout_s: float = 10.0, session_max_s: float | None = None,
+                 loopback_only: bool = False, replica_id: str | None = None) -> None:
         self.faults = faults
+        self.replica_id = replica_id  # named in call ids (server/replica.py)
+        self.loopback_only = loopback_only  # serve on loopback: both ends here, ICE stays on 127.0.0.1
         self.model, self.voice = model, voice
         self.max_per_client = max_per_client
         self.max_calls = max_calls
@@ -114,7 +117,7 @@ class CallRegistry:
                 del self._opening[client]
 
     async def _answer(self, offer_sdp: str, key: str, client: str, session_id: str) -> tuple[str, str]:
-        call_id = new_call_id()
+        call_id = new_call_id(self.replica_id)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         agent = LocalAgentCall(call_id, self.faults, self.model, self.voice)
         call = Call(call_id, key, client, pc, agent, session_id)
@@ -150,7 +153,8 @@ class CallRegistry:
                     rtp_passthrough.install(transceiver.receiver)
             pc.addTrack(agent.track)
             answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+            with aioice_shim.loopback_host_candidates(self.loopback_only):  # aiortc gathers here
+                await pc.setLocalDescription(answer)
         except Exception as exc:  # noqa: BLE001 - any bad offer is the caller's 400
             await pc.close()
             await agent.close()

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from sandra_tui.protocol.realtime import error_body
+from sandra_tui.wire.realtime import error_body
 
 TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
          404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error",

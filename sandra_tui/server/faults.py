@@ -35,6 +35,9 @@ import asyncio
 import random
 from dataclasses import asdict, dataclass, fields
 
+from sandra_tui.shims import aioice as aioice_shim
+from sandra_tui.shims import aiortc as aiortc_shim
+
 MAX_JITTER_MS = 2000
 
 
@@ -179,7 +182,7 @@ class MediaFaults:
         task.add_done_callback(self.pending.discard)
 
     def _wrap_ice(self, ice_transport) -> None:
-        connection = getattr(ice_transport, "_connection", None)
+        connection = aiortc_shim.ice_connection(ice_transport)
         if connection is None or getattr(connection, "_sandra_faults", False):
             return
         connection._sandra_faults = True
@@ -192,7 +195,7 @@ class MediaFaults:
             original(message, addr, protocol)
 
         connection.request_received = request_received
-        for protocol in list(getattr(connection, "_protocols", [])):
+        for protocol in aioice_shim.stun_protocols(connection):
             send_stun = protocol.send_stun
 
             def quiet_send_stun(message, addr, _send=send_stun) -> None:

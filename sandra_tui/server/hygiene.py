@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from sandra_tui.wire.realtime import error_body
 from sandra_tui.server import proxies
 
 log = logging.getLogger("sandra_tui.server")
@@ -127,8 +128,16 @@ def loop_error_handler(events: RateLimitedLog, previous=None):
 def _error(status: int, message: str, code: str) -> web.HTTPException:
     cls = {400: web.HTTPBadRequest, 408: web.HTTPRequestTimeout, 413: web.HTTPRequestEntityTooLarge}[status]
     kwargs = {"max_size": 0, "actual_size": 0} if status == 413 else {}
-    return cls(**kwargs, text=json.dumps({"error": {"message": message, "type": "invalid_request_error",
-                                                    "code": code}}), content_type="application/json")
+    return cls(**kwargs, text=json.dumps(error_body(message, code)), content_type="application/json")
+
+
+def bearer(request: web.BaseRequest) -> str | None:
+    """The token of an `Authorization: Bearer ...` header (the scheme is case-insensitive,
+    RFC 7235 section 2.1), or None."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() != "bearer ":
+        return None
+    return header[7:].strip() or None
 
 
 async def read_body(request: web.BaseRequest, limit: int, timeout_s: float) -> bytes:

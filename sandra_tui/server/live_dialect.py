@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 
-from sandra_tui.protocol import live
+from sandra_tui.wire import live
 
 log = logging.getLogger("sandra_tui.server.live")
 

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from sandra_tui import secrets
 from sandra_tui.heap import freeze_long_lived
-from sandra_tui.protocol.loopback import is_loopback_host, pin_host_candidates_to_loopback
+from sandra_tui.media.loopback import is_loopback_host
 
 log = logging.getLogger("sandra_tui.server")
 
@@ -140,9 +140,7 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
         for problem in problems:
             print(f"sandra-tui serve: {problem}", file=sys.stderr)
         return 2
-    if is_loopback_host(settings.host):
-        pin_host_candidates_to_loopback()  # both ends on this machine: keep ICE on 127.0.0.1
-    elif settings.faults:
+    if not is_loopback_host(settings.host) and settings.faults:
         print("sandra-tui serve: note: the fault endpoint still answers loopback clients only", file=sys.stderr)
     app = create_app(settings)
     try:

@@ -9,7 +9,6 @@ as before.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 
@@ -18,8 +17,9 @@ REPLICA_ID = re.compile(r"^[a-z0-9]{1,16}$")  # no "_" or "." : the id's separat
 CALL_ID = re.compile(r"^rtc_(?:(?P<replica>[a-z0-9]{1,16})_)?[0-9a-f]{24}$")
 
 
-def replica_id(env=os.environ) -> str | None:
-    """SANDRA_REPLICA_ID, checked; None when unset. ValueError names the problem."""
+def replica_id(env) -> str | None:
+    """SANDRA_REPLICA_ID of `env` (server/env.py reads the environment), checked; None when
+    unset. ValueError names the problem."""
     value = (env.get(REPLICA_ENV) or "").strip()
     if not value:
         return None
@@ -28,8 +28,8 @@ def replica_id(env=os.environ) -> str | None:
     return value
 
 
-def new_call_id(env=os.environ) -> str:
-    replica = replica_id(env)
+def new_call_id(replica: str | None) -> str:
+    """A call id naming `replica` (ServerSettings.replica_id, checked by replica_id at start)."""
     return f"rtc_{replica}_{secrets.token_hex(12)}" if replica else "rtc_" + secrets.token_hex(12)
 
 

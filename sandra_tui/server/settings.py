@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
 
-from sandra_tui.protocol.realtime import DEFAULT_MODEL
+from sandra_tui.wire.realtime import DEFAULT_MODEL
 
 INSTRUCTIONS = ("You are Sandra, a helpful voice assistant. Answer briefly and plainly; "
                 "say so when you do not know.")
@@ -60,62 +59,43 @@ class ServerSettings:
     trusted_proxies: list = field(default_factory=list)  # SANDRA_TRUSTED_PROXIES: networks (server/proxies.py)
     replica_id: str | None = None  # SANDRA_REPLICA_ID: named in call ids, for the proxy (server/replica.py)
     api: str = "realtime"  # SANDRA_API: realtime | live, the upstream API (GPT-Live, #22: server/upstream_live.py)
+    test_pages: Path | None = None  # SANDRA_TEST_PAGES: with --faults, served at /_test (browser tests)
     dialect: str | None = None  # serve --dialect: what the local agent speaks (default: api; server/live_dialect.py)
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "ServerSettings":
-        env = os.environ if env is None else env
+        """Flags (overrides) and the environment (server/env.py: pydantic-settings); ValueError
+        names a bad variable, never its value."""
+        from sandra_tui.server import env as serve_env
+
+        e = serve_env.read(os.environ if env is None else env)
         s = cls(**overrides)
-        s.openai_api_key = env.get("OPENAI_API_KEY") or None
-        s.openai_base_url = env.get("SANDRA_OPENAI_BASE_URL", s.openai_base_url).rstrip("/")
-        s.openai_mode = env.get("SANDRA_OPENAI_MODE", s.openai_mode).strip().lower() or s.openai_mode
-        s.model = env.get("SANDRA_MODEL", "").strip() or s.model
-        s.voice = env.get("SANDRA_VOICE", "").strip() or s.voice
-        s.instructions = env.get("SANDRA_INSTRUCTIONS", "").strip() or s.instructions
-        s.transcription_model = env.get("SANDRA_TRANSCRIPTION_MODEL", "").strip() or s.transcription_model
-        if env.get("SANDRA_SESSION_FILE"):
-            try:
-                extra = json.loads(Path(env["SANDRA_SESSION_FILE"]).read_text())
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"SANDRA_SESSION_FILE: {exc}") from None
-            if not isinstance(extra, dict):
-                raise ValueError("SANDRA_SESSION_FILE must hold a JSON object (session fields)")
-            s.session_extra = extra
-        s.secret = env.get("SANDRA_SECRET") or None
-        s.secret_previous = env.get("SANDRA_SECRET_PREVIOUS") or None
-        s.turn_secret = env.get("SANDRA_TURN_SECRET") or None
-        urls = env.get("SANDRA_TURN_URLS") or env.get("SANDRA_TURN_URL") or ""
-        s.turn_urls = [u.strip() for u in urls.split(",") if u.strip()]
-        if env.get("SANDRA_TURN_TTL"):
-            s.turn_ttl_s = int(env["SANDRA_TURN_TTL"])
-        if env.get("SANDRA_TOKEN_TTL"):
-            s.token_ttl_s = int(env["SANDRA_TOKEN_TTL"])
-        origins = env.get("SANDRA_CORS_ORIGINS", "")
-        s.cors_origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
-        s.database_url = env.get("SANDRA_DATABASE_URL") or None
-        s.metrics_admin_token = env.get("SANDRA_METRICS_ADMIN_TOKEN") or None
-        if env.get("SANDRA_METRICS_RATE_PER_MIN"):
-            s.metrics_per_client_per_min = int(env["SANDRA_METRICS_RATE_PER_MIN"])
-        if env.get("SANDRA_METRICS_GLOBAL_PER_MIN"):
-            s.metrics_global_per_min = int(env["SANDRA_METRICS_GLOBAL_PER_MIN"])
-        if env.get("SANDRA_TRUSTED_PROXIES"):
-            from sandra_tui.server.proxies import parse_networks
-
-            s.trusted_proxies = parse_networks(env["SANDRA_TRUSTED_PROXIES"])
-        for name, attr in (("SANDRA_HEADER_TIMEOUT_S", "header_timeout_s"), ("SANDRA_BODY_TIMEOUT_S", "body_timeout_s")):
-            if env.get(name):
-                try:
-                    setattr(s, attr, float(env[name]))
-                except ValueError:
-                    raise ValueError(f"{name} must be a number of seconds") from None
-        if env.get("SANDRA_MAX_CONNECTIONS_PER_ADDRESS"):
-            s.max_connections_per_address = int(env["SANDRA_MAX_CONNECTIONS_PER_ADDRESS"])
-        if env.get("SANDRA_DATA_DIR"):
-            s.data_dir = Path(env["SANDRA_DATA_DIR"])
-        from sandra_tui.server.replica import replica_id
-
-        s.replica_id = replica_id(env)  # a bad one stops serve at start, not at the first call
-        s.api = env.get("SANDRA_API", s.api).strip().lower() or s.api  # GPT-Live (#22)
+        secret = lambda value: value.get_secret_value() if value is not None else None  # noqa: E731
+        s.openai_api_key = secret(e.openai_api_key)
+        s.openai_base_url = (e.openai_base_url or s.openai_base_url).rstrip("/")
+        s.openai_mode = (e.openai_mode or s.openai_mode).lower()
+        s.model = e.model or s.model
+        s.voice = e.voice or s.voice
+        s.instructions = e.instructions or s.instructions
+        s.transcription_model = e.transcription_model or s.transcription_model
+        if e.session_file is not None:
+            s.session_extra = serve_env.session_extra(e.session_file)
+        s.secret, s.secret_previous = secret(e.secret), secret(e.secret_previous)
+        s.turn_secret = secret(e.turn_secret)
+        s.turn_urls = e.turn_urls or []
+        s.cors_origins = {o.rstrip("/") for o in e.cors_origins or []}
+        s.database_url = secret(e.database_url)
+        s.metrics_admin_token = secret(e.metrics_admin_token)
+        for name in ("turn_ttl_s", "token_ttl_s", "metrics_per_client_per_min", "metrics_global_per_min",
+                     "header_timeout_s", "body_timeout_s", "max_connections_per_address", "data_dir",
+                     "test_pages"):
+            value = getattr(e, name)
+            if value is not None:
+                setattr(s, name, value)
+        if e.trusted_proxies:
+            s.trusted_proxies = serve_env.trusted_proxies(e.trusted_proxies)
+        s.replica_id = e.replica_id  # a bad one stops serve at start, not at the first call
+        s.api = (e.api or s.api).lower()  # GPT-Live (#22)
         return s
 
     def problems(self) -> list[str]:

@@ -28,8 +28,7 @@ import uuid
 from aiohttp import web
 
 from sandra_tui import secrets
-from sandra_tui.protocol.realtime import CALLS_PATH, TOKEN_PATH
-from sandra_tui.server import replica
+from sandra_tui.wire.realtime import CALLS_PATH, TOKEN_PATH
 from sandra_tui.server.errors import json_error
 from sandra_tui.server.metrics.api import METRICS_PATH
 from sandra_tui.server.metrics.ratelimit import SHARED_SCHEMA, SharedWindowLimiter, retry_after
@@ -78,7 +77,7 @@ class SharedLimits:
         self.calls = calls  # CallRegistry: the calls this process holds
         self.check_key = check_key  # bearer -> issued key or None (tokens.TokenStore.check)
         self.relaying = relaying  # relayed calls hold nothing here: no call slots
-        self.replica = replica.replica_id() or "-"
+        self.replica = settings.replica_id or "-"
         self.owner = uuid.uuid4().hex  # this process
         self.pool = None
         self.limiter: SharedWindowLimiter | None = None

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import secrets
 import time
 from collections import OrderedDict
@@ -25,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandra_tui import secrets as masking
-from sandra_tui.protocol.realtime import SIGNED_KEY_PREFIX
+from sandra_tui.wire.realtime import SESSION_ID, SIGNED_KEY_PREFIX
 
 log = logging.getLogger("sandra_tui.server")
-SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 KIND_CALL = "call"  # opens calls (local agent or relay) and posts metrics
 MAX_UPSTREAM_KEYS = 10_000  # remembered OpenAI keys; the oldest go first
 SECRET_FILE = "token-secret"

@@ -10,7 +10,7 @@ import wave
 import numpy as np
 import soxr  # imported here, not in the worker thread: concurrent imports race in CPython 3.11's compiler
 
-SAMPLE_RATE = 48000
+from sandra_tui.media.constants import SAMPLE_RATE
 
 
 def available() -> bool:

@@ -23,7 +23,7 @@ from collections import OrderedDict
 import aiohttp
 from aiohttp import web
 
-from sandra_tui.protocol import live
+from sandra_tui.wire import live
 from sandra_tui.server import hygiene
 from sandra_tui.server.errors import json_error
 from sandra_tui.server.live_dialect import wire_api
@@ -73,7 +73,7 @@ async def create_call(request: web.Request) -> web.Response:
     if s.openai_mode != "relay":
         return json_error(503, "GPT-Live needs SANDRA_OPENAI_MODE=relay (it has no client keys)",
                           "upstream_not_configured")
-    issued = request.app[server.TOKENS].check(server._bearer(request))
+    issued = request.app[server.TOKENS].check(hygiene.bearer(request))
     if issued is None:
         return json_error(401, "missing, invalid or expired key", "invalid_api_key")
     if request.content_type != "application/sdp":
@@ -106,7 +106,7 @@ async def hangup(request: web.Request) -> web.Response:
     if s.upstream != "openai":
         return await server.hangup(request)
     session_id, _, tag = request.match_info["call_id"].rpartition(".")
-    ours = tokens.session_of(server._bearer(request))  # an expired key still ends its own call
+    ours = tokens.session_of(hygiene.bearer(request))  # an expired key still ends its own call
     if not session_id or ours is None or not tokens.call_tag_ok(session_id, ours, tag):
         return json_error(401, "this key did not create that call", "invalid_api_key")
     try:

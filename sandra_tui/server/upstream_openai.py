@@ -29,7 +29,7 @@ import logging
 
 import aiohttp
 
-from sandra_tui.protocol.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, MODELS_PATH
+from sandra_tui.wire.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, MODELS_PATH
 
 log = logging.getLogger("sandra_tui.server")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-FRAME_MS = 20
-RATE = 48000  # webrtcvad takes 48 kHz directly: no resampling per frame
+from sandra_tui.media.constants import FRAME_MS
+from sandra_tui.media.constants import SAMPLE_RATE as RATE  # webrtcvad takes 48 kHz directly: no resampling per frame
 ONSET_FRAMES = 2  # 40 ms of speech before a turn starts: a click is not speech
 # While Sandra's own voice may be coming back (her reply playing, and its echo tail), a turn needs
 # 300 ms of speech, as LiveKit's min_interruption_duration asks: what an echo canceller leaves of

@@ -12,14 +12,14 @@ the statistics (counted), and `fit()` keeps every payload inside the size and na
 from __future__ import annotations
 
 import json
-import re
+
+from sandra_tui.wire.realtime import METRIC_NAME as NAME
+from sandra_tui.wire.realtime import SESSION_ID
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_MS = 3_600_000.0
 MAX_COUNT = 10_000_000
 MAX_NAMES = 32
-SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # Headroom for the JSON encoder aiohttp uses (default separators) against our compact count.
 BODY_BUDGET = MAX_BODY_BYTES - 1024
 

@@ -7,6 +7,16 @@ from collections import deque
 import numpy as np
 
 
+def percentile(values, q: float) -> float | None:
+    """Nearest-rank percentile (q from 0 to 1) of what was seen, or None for nothing: a value
+    that occurred, for the call summary and the UI's p50/p95/p99 (the guide's payload uses
+    summarize's interpolated numpy figures)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def summarize(values) -> dict:
     """count/avg/min/max/p95/p99 in ms, the guide's shape."""
     data = np.asarray(values, dtype=np.float64)

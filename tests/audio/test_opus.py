@@ -8,8 +8,9 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from sandra_tui.audio.frames import FRAME_SAMPLES, TIME_BASE
-from sandra_tui.protocol.opus import DirectDecoder, OpusDecoder, OpusEncoder, install_decoder
-from sandra_tui.protocol import rtp_passthrough
+from sandra_tui.media.opus import DirectDecoder, OpusDecoder, OpusEncoder, install_decoder
+from sandra_tui.media import rtp_passthrough
+from sandra_tui.shims import aiortc as aiortc_shim
 
 
 def tone(hz: float, frames: int) -> np.ndarray:
@@ -38,7 +39,7 @@ def test_one_packet_per_frame_stamped_with_the_frame_pts():
 def test_the_reused_frame_encodes_exactly_as_fresh_frames_do():
     import av
 
-    from sandra_tui.protocol.opus import make_frame
+    from sandra_tui.media.opus import make_frame
 
     source = np.concatenate([tone(300, 20), tone(2000, 20)])
     fresh = av.CodecContext.create("libopus", "w")
@@ -65,15 +66,15 @@ class _Receiver:
     """Stands in for RTCRtpReceiver: only the negotiated codecs are read."""
 
     def __init__(self) -> None:
-        self._RTCRtpReceiver__codecs = {
+        setattr(self, aiortc_shim.CODECS, {
             111: RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111),
             0: RTCRtpCodecParameters(mimeType="audio/PCMU", clockRate=8000, channels=1, payloadType=0),
-        }
+        })
 
 
 def rtp(seq: int, timestamp: int, payload: bytes, payload_type: int = 111) -> RtpPacket:
     packet = RtpPacket(payload_type=payload_type, sequence_number=seq, timestamp=timestamp, payload=payload)
-    packet._data = payload
+    aiortc_shim.set_packet_payload(packet, payload)
     return packet
 
 
@@ -107,7 +108,7 @@ async def test_install_decoder_takes_the_jitter_buffer_slot():
         receiver = pc.addTransceiver("audio").receiver
         decoder = install_decoder(receiver, lambda samples, pts: None)
         assert isinstance(decoder, DirectDecoder)
-        assert getattr(receiver, rtp_passthrough._ATTR) is decoder
+        assert aiortc_shim.jitter_buffer(receiver) is decoder
     finally:
         await pc.close()
     assert install_decoder(object(), lambda samples, pts: None) is None

@@ -4,13 +4,14 @@ packets come out of order or wrap, and drops duplicates."""
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
-from sandra_tui.protocol import rtp_passthrough
-from sandra_tui.protocol.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
+from sandra_tui.media import rtp_passthrough
+from sandra_tui.shims import aiortc as aiortc_shim
+from sandra_tui.media.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
 
 
 def packet(seq: int, ts: int) -> RtpPacket:
     p = RtpPacket(payload_type=111, sequence_number=seq, timestamp=ts)
-    p._data = b"opus"
+    aiortc_shim.set_packet_payload(p, b"opus")
     return p
 
 
@@ -19,7 +20,7 @@ async def test_install_fits_the_pinned_aiortc_receiver():
     try:
         transceiver = pc.addTransceiver("audio", direction="recvonly")
         assert rtp_passthrough.install(transceiver.receiver) is True
-        assert isinstance(getattr(transceiver.receiver, rtp_passthrough._ATTR), PassThroughJitterBuffer)
+        assert isinstance(aiortc_shim.jitter_buffer(transceiver.receiver), PassThroughJitterBuffer)
     finally:
         await pc.close()
 

@@ -14,9 +14,9 @@ from sandra_tui.server.metrics.ratelimit import SHARED_SCHEMA, SharedWindowLimit
 
 
 def test_call_ids_name_the_replica():
-    one = replica.new_call_id({"SANDRA_REPLICA_ID": "r2"})
+    one = replica.new_call_id("r2")
     assert replica.replica_of(one) == "r2" and len(one) == len("rtc_r2_") + 24
-    bare = replica.new_call_id({})
+    bare = replica.new_call_id(None)
     assert bare.startswith("rtc_") and replica.replica_of(bare) is None and replica.CALL_ID.match(bare)
     for bad in ("R1", "r_1", "r.1", "a" * 17, "r 1"):
         with pytest.raises(ValueError, match="SANDRA_REPLICA_ID"):

@@ -15,7 +15,7 @@ from sandra_tui.audio.sinks import WavFileSink
 from sandra_tui.audio.sources import WavFileSource
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState, ErrorEvent, LatencySample, Transcript
-from sandra_tui.protocol import live
+from sandra_tui.wire import live
 from sandra_tui.server import live_dialect
 from tests.agent_server import AgentServer
 from tests.call.test_controller import Recorder, leak_check, make_config  # noqa: F401 - fixture

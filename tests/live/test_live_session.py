@@ -9,7 +9,7 @@ import numpy as np
 from sandra_tui.call.events import ErrorEvent, LatencySample, Speech, Transcript
 from sandra_tui.call.history import ConversationHistory
 from sandra_tui.call.live_session import REPLY_QUIET_FRAMES, LiveSession
-from sandra_tui.protocol import live
+from sandra_tui.wire import live
 from sandra_tui.server.live_dialect import LiveChannel
 from tests.live.schema import validate_client_event, validate_server_event
 

@@ -11,7 +11,7 @@ import aiohttp
 
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState, ReconnectAttempt, Transcript
-from sandra_tui.protocol import live
+from sandra_tui.wire import live
 from tests.agent_server import AgentServer, ServeProcess
 from tests.call.test_controller import Recorder, leak_check, make_config  # noqa: F401 - fixture
 from tests.live.test_live_calls import check_wire, wire  # noqa: F401 - fixture

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandra_tui.protocol.realtime import SERVER_EVENTS
+from sandra_tui.wire.realtime import SERVER_EVENTS
 from sandra_tui.server import tts
 from sandra_tui.server.agent import LocalAgentCall
 from sandra_tui.server.faults import Faults

@@ -242,13 +242,13 @@ async def test_fifty_calls_opened_and_dropped_leave_nothing(agent_server):
 VANISHING_CLIENT = textwrap.dedent("""
     import asyncio, sys
     sys.path.insert(0, sys.argv[2])
-    from sandra_tui.protocol.loopback import pin_host_candidates_to_loopback
-    pin_host_candidates_to_loopback()
+    from sandra_tui.shims.aioice import loopback_host_candidates
     from tests.rtc_client import RawClient
 
     async def main():
         c = RawClient(sys.argv[1])
-        await c.connect()
+        with loopback_host_candidates():
+            await c.connect()
         print("connected", flush=True)
         await asyncio.sleep(60)
 

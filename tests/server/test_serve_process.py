@@ -89,6 +89,8 @@ def test_serve_refuses_bad_settings():
         ([], {"SANDRA_TURN_SECRET": "abcdefgh"}, "no turn: URL"),
         (["--token-ttl", "5"], {}, "TTL"),
         ([], {"SANDRA_TURN_TTL": "soon"}, "bad setting"),
+        ([], {"SANDRA_TURN_TTL": "soon"}, "SANDRA_TURN_TTL must be a whole number"),
+        ([], {"SANDRA_MAX_CONNECTIONS_PER_ADDRESS": "abcdefgh"}, "SANDRA_MAX_CONNECTIONS_PER_ADDRESS"),  # value not shown
         (["--port", "70000"], {}, "--port"),
     ]
     for extra, env, message in cases:

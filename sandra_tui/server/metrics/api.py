@@ -1,6 +1,6 @@
 """`/api/sandra/metrics` (POST, GET), CORS, rate limits, `/metrics` (Prometheus), `/healthz`.
 
-Prometheus labels are bounded: a metric name outside LATENCY_METRICS (protocol/realtime.py) is
+Prometheus labels are bounded: a metric name outside LATENCY_METRICS (wire/realtime.py) is
 counted under "other", so `/metrics` stays a few KB whatever clients send; it is rendered on a
 worker thread all the same (prometheus_client locks its metrics), never on the event loop.
 """
@@ -18,8 +18,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from sandra_tui.protocol.realtime import LATENCY_METRICS, OTHER_METRIC
-from sandra_tui.server.hygiene import read_body
+from sandra_tui.wire.realtime import LATENCY_METRICS, OTHER_METRIC
+from sandra_tui.server.errors import json_error
+from sandra_tui.server.hygiene import bearer, read_body
 from sandra_tui.server.metrics.ratelimit import SlidingWindowLimiter
 from sandra_tui.server.metrics.storage import Row, Storage, StorageError
 from sandra_tui.server.metrics.validate import MAX_BODY_BYTES, SESSION_ID, PayloadError, parse_payload
@@ -72,18 +73,6 @@ class MetricsSettings:
     cors_origins: set[str] = field(default_factory=set)
     admin_token: str | None = None  # may read any session (operators' dashboards)
     body_timeout_s: float = 10.0
-
-
-def _json_error(status: int, message: str, code: str, headers: dict | None = None) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": "invalid_request_error" if status < 500
-                                        else "server_error", "code": code}}, status=status, headers=headers)
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[7:].strip() or None
-    return None
 
 
 class MetricsApi:
@@ -170,7 +159,7 @@ class MetricsApi:
         if not waits:
             return None
         retry = max(1, int(waits[0] + 0.999))
-        return _json_error(429, "rate limit exceeded (1000 requests per minute per client)", "rate_limited",
+        return json_error(429, "rate limit exceeded (1000 requests per minute per client)", "rate_limited",
                            {"Retry-After": str(retry)})
 
     def _session_for(self, token: str | None) -> str | None:
@@ -183,17 +172,17 @@ class MetricsApi:
 
     # -- handlers ------------------------------------------------------------------------------
     async def post(self, request: web.Request) -> web.Response:
-        token = _bearer(request)
+        token = bearer(request)
         limited = self._limited(request, token)
         if limited:
             return limited
         session = self._session_for(token)
         if session is None:
             self.prom.payloads.labels("unauthorized").inc()
-            return _json_error(401, "a valid bearer token from /api/sandra/token is required", "invalid_token")
+            return json_error(401, "a valid bearer token from /api/sandra/token is required", "invalid_token")
         if request.content_type != "application/json":
             self.prom.payloads.labels("rejected").inc()
-            return _json_error(415, "Content-Type must be application/json", "unsupported_media_type")
+            return json_error(415, "Content-Type must be application/json", "unsupported_media_type")
         try:  # the whole body, however it was segmented or chunked
             raw = await read_body(request, MAX_BODY_BYTES, self.settings.body_timeout_s)
         except web.HTTPException:
@@ -203,17 +192,17 @@ class MetricsApi:
             payload = parse_payload(raw)
         except PayloadError as exc:
             self.prom.payloads.labels("rejected").inc()
-            return _json_error(400, str(exc), "invalid_payload")
+            return json_error(400, str(exc), "invalid_payload")
         if session not in ("*", payload["sessionId"]):
             self.prom.payloads.labels("unauthorized").inc()
-            return _json_error(403, "this token belongs to another session", "wrong_session")
+            return json_error(403, "this token belongs to another session", "wrong_session")
         row = Row(payload["sessionId"], payload.get("payloadId"), time.time(), payload["timestamp"],
                   payload["metrics"], payload)
         try:
             fresh = await self.storage.store(row)
         except Exception:  # noqa: BLE001 - storage trouble is the server's fault, said plainly
             log.exception("could not store a metrics payload")
-            return _json_error(503, "storage unavailable, retry later", "storage_unavailable", {"Retry-After": "5"})
+            return json_error(503, "storage unavailable, retry later", "storage_unavailable", {"Retry-After": "5"})
         if fresh:
             self.prom.payloads.labels("stored").inc()
             self.prom.observe(payload)
@@ -225,24 +214,24 @@ class MetricsApi:
         return web.json_response({"stored": True, "duplicate": not fresh}, status=202)
 
     async def get(self, request: web.Request) -> web.Response:
-        token = _bearer(request)
+        token = bearer(request)
         limited = self._limited(request, token)
         if limited:
             return limited
         session_id = request.query.get("sessionId", "")
         if not SESSION_ID.match(session_id):
-            return _json_error(400, "sessionId query parameter is required", "invalid_session_id")
+            return json_error(400, "sessionId query parameter is required", "invalid_session_id")
         try:
             limit = int(request.query.get("limit", "50"))
         except ValueError:
-            return _json_error(400, "limit must be a whole number", "invalid_limit")
+            return json_error(400, "limit must be a whole number", "invalid_limit")
         if not 1 <= limit <= 1000:
-            return _json_error(400, "limit must be from 1 to 1000", "invalid_limit")
+            return json_error(400, "limit must be from 1 to 1000", "invalid_limit")
         session = self._session_for(token)
         if session is None:
-            return _json_error(401, "a valid bearer token is required", "invalid_token")
+            return json_error(401, "a valid bearer token is required", "invalid_token")
         if session not in ("*", session_id):
-            return _json_error(403, "this token may not read that session", "wrong_session")
+            return json_error(403, "this token may not read that session", "wrong_session")
         payloads = await self.storage.recent(session_id, limit)
         return web.json_response({"sessionId": session_id, "payloads": payloads})
 

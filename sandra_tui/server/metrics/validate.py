@@ -7,12 +7,13 @@ import json
 import math
 import re
 
+from sandra_tui.wire.realtime import METRIC_NAME as NAME
+from sandra_tui.wire.realtime import SESSION_ID
+
 MAX_BODY_BYTES = 16 * 1024
 MAX_MS = 3_600_000.0  # one hour: anything above is a bug, not a latency
 MAX_COUNT = 10_000_000
-SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 PAYLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 STAT_KEYS = ("count", "avg", "min", "max", "p95", "p99")
 MAX_NAMES = 32
 

@@ -13,22 +13,20 @@ into the playout buffer, so aiortc's decoder thread stays idle.
 
 from __future__ import annotations
 
-import fractions
 import logging
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from sandra_tui.protocol import rtp_passthrough
-from sandra_tui.protocol.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
+from sandra_tui.media import rtp_passthrough
+from sandra_tui.media.rtp_passthrough import PassThroughJitterBuffer, ReorderSafeMapper
+from sandra_tui.media.constants import SAMPLE_RATE, TIME_BASE
+from sandra_tui.shims import aiortc as aiortc_shim
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 48000
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 BITRATE = 32000  # mono voice: what libwebrtc sends unless the far end asks for stereo
-_CODECS = "_RTCRtpReceiver__codecs"  # aiortc==1.16.0 (pinned), like rtp_passthrough._ATTR
 
 
 def make_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
@@ -152,7 +150,7 @@ class DirectDecoder(PassThroughJitterBuffer):
     def _opus(self, payload_type: int) -> bool:
         known = self._is_opus.get(payload_type)
         if known is None:
-            codec = getattr(self._receiver, _CODECS, {}).get(payload_type)
+            codec = aiortc_shim.receiver_codec(self._receiver, payload_type)
             known = self._is_opus[payload_type] = codec is not None and codec.name.lower() == "opus"
             if not known:
                 log.info("remote audio is not Opus (payload type %s): aiortc decodes it", payload_type)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-SAMPLE_RATE = 48000
-FRAME_SAMPLES = 960
+from sandra_tui.media.constants import FRAME_SAMPLES, SAMPLE_RATE
 
 
 class FramePacer:

@@ -14,10 +14,10 @@ from collections import deque
 
 from aiortc.jitterbuffer import JitterFrame
 
+from sandra_tui.shims import aiortc as aiortc_shim
+
 log = logging.getLogger(__name__)
 
-_ATTR = "_RTCRtpReceiver__jitter_buffer"  # aiortc==1.16.0 (pinned); checked by a test
-_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 SEEN = 64  # sequence numbers remembered for duplicate detection
 
 
@@ -36,7 +36,7 @@ class PassThroughJitterBuffer:
             return False, None
         self._seen.append(seq)
         self.packets += 1
-        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+        return False, JitterFrame(data=aiortc_shim.packet_payload(packet), timestamp=packet.timestamp)
 
     def remove(self, count: int) -> None:
         pass
@@ -64,9 +64,9 @@ class ReorderSafeMapper:
 
 def install(receiver, jitter_buffer: PassThroughJitterBuffer | None = None) -> bool:
     """Swap the audio receiver's jitter buffer; False (and a log line) if aiortc changed."""
-    if not (hasattr(receiver, _ATTR) and hasattr(receiver, _MAPPER)):
-        log.warning("aiortc receiver has no %s: keeping its own jitter buffer", _ATTR)
+    buffer = jitter_buffer if jitter_buffer is not None else PassThroughJitterBuffer()
+    if not aiortc_shim.set_receive_path(receiver, buffer, ReorderSafeMapper()):
+        log.warning("aiortc %s receiver has no jitter-buffer slot: keeping its own jitter buffer",
+                    aiortc_shim.version())
         return False
-    setattr(receiver, _ATTR, jitter_buffer if jitter_buffer is not None else PassThroughJitterBuffer())
-    setattr(receiver, _MAPPER, ReorderSafeMapper())
     return True

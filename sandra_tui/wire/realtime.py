@@ -31,6 +31,7 @@ some 5xx carry ``Retry-After`` (seconds).
 
 from __future__ import annotations
 
+import re
 from typing import Literal, NotRequired, TypedDict
 
 TOKEN_PATH = "/api/sandra/token"
@@ -42,6 +43,10 @@ SIGNED_KEY_PREFIX = "ek_sandra_"
 DEFAULT_MODEL = "gpt-realtime-2.1"
 SESSION_EXPIRED = "session_expired"  # error code of the event that ends a session at its maximum length
 DATA_CHANNEL_LABEL = "oai-events"
+# What a session id and a metric name may be, on the token endpoint, the metrics API and in the
+# client's telemetry alike (the client drops or renames what the server would refuse).
+SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # Latency metric names the client measures and sends in a payload's `byName` (sandra_tui/call:
 # connection.py, session.py, supervisor.py). The backend keeps a Prometheus series for each of
