@@ -16,9 +16,12 @@ timestamp as soon as they are decoded; the speaker pulls at its own pace:
   come back, so the margin is kept a while, as WebRTC's NetEq keeps its delay peaks. A buffer
   that holds more than its target drops its quietest frames to bring the delay back down;
 - more than `target + 60 ms` queued (the speaker stalled on a busy CPU, a burst after a gap) is
-  delay nobody should hear: a frame is dropped on every frame played, speech or not, as NetEq's
-  accelerate does. The quietest of the next frames goes; a voiced one is crossfaded over so the
-  cut makes no click.
+  delay nobody should hear: it is shed, speech or not, as NetEq's accelerate does, checked on
+  every frame pushed and every frame played. Exactly the excess goes, so a speaker that falls
+  behind by 30% loses 30% and one stalled for 300 ms loses those 300 ms at once, rather than a
+  frame per frame played while the delay keeps growing. Quiet frames among the next few go
+  first; then the oldest voiced ones, and the frame played after the cut is crossfaded from the
+  start of the first one cut (the audio that would have come next), so the cut makes no click.
 
 The speaker side (`pull_into`) runs in PortAudio's callback: it copies into the caller's
 buffer and allocates no sample arrays (silence and concealment use preallocated frames).
@@ -44,11 +47,13 @@ JITTER_WINDOW = 100  # frames (2 s): lateness is measured against the earliest a
 JITTER_MARGIN_MS = 10  # on top of the worst lateness: the speaker pulls in blocks, not instantly
 QUIET_PEAK = 300  # about -40 dBFS: a frame this quiet can be stretched or skipped unheard
 OVER_HOLD_S = 1.0  # one frame more than the target for this long is dropped (quietly)
-ACCELERATE_FRAMES = 2  # queued beyond target + this (plus the frame in play: target + 60 ms) -> drop now
-XFADE = 240  # 5 ms: the crossfade over a dropped voiced frame
+BOUND_MS = 60  # depth (queued + the rest of the frame in play) beyond target + this is shed at once
+SHED_LOOKAHEAD = 4  # quiet frames are looked for among the frames to shed and this many more
+XFADE = 240  # 5 ms: the crossfade over a cut in voiced audio
 _SILENCE = np.zeros(FRAME, dtype=np.int16)
 _SILENCE.flags.writeable = False
 _RAMP = (np.arange(XFADE, dtype=np.float32) + 0.5) / XFADE
+_RAMP_DOWN = 1.0 - _RAMP
 
 
 class PlayoutBuffer:
@@ -72,6 +77,8 @@ class PlayoutBuffer:
         self._cur: np.ndarray = _SILENCE  # the frame being played and how much of it is played
         self._pos = FRAME
         self._fade = np.zeros(FRAME, dtype=np.int16)  # concealment and crossfade output, reused
+        self._cut_head = np.zeros(XFADE, dtype=np.int16)  # the start of the first frame of a voiced cut
+        self._cut_pending = False  # the next frame played is crossfaded from _cut_head
         self._mix = np.zeros(XFADE, dtype=np.float32)
         self._mix2 = np.zeros(XFADE, dtype=np.float32)
         self._raised_at = clock()  # when the target last went up, or was last needed as it is
@@ -86,7 +93,8 @@ class PlayoutBuffer:
         self.frames_played = 0
         self.frames_in = 0
         self.stretched = 0  # silent frames inserted to grow the buffer
-        self.accelerated = 0  # frames dropped because more than target + 60 ms was queued
+        self.accelerated = 0  # frames shed because more than target + 60 ms was queued
+        self.cuts = 0  # voiced cuts among those (each crossfaded)
         self.jitter_peak_ms = 0.0  # the largest lateness seen (what the target had to cover)
         self.jitter_ms = 0.0  # the lateness of the latest frame (ms)
 
@@ -116,6 +124,11 @@ class PlayoutBuffer:
                 self._frames.pop(min(self._frames))
                 self.dropped += 1
                 self._next = min(self._frames)
+            # A burst, or a speaker that stopped pulling: shed now, not when it pulls again (it
+            # may not for a while, and the delay is there meanwhile).
+            excess = self._excess_locked((len(self._cur) - self._pos) / 48.0)
+            if excess > 0 and self._settled_locked(self._clock()):
+                self._shed_locked(excess)
 
     def flush(self) -> int:
         """Drop everything queued (barge-in); returns the ms dropped. Prebuffers again after."""
@@ -157,6 +170,7 @@ class PlayoutBuffer:
         self._cur, self._pos = _SILENCE, FRAME
         self._last = None
         self._concealing = 0
+        self._cut_pending = False
 
     # -- speaker side ------------------------------------------------------------------------
     def pull(self, count: int) -> np.ndarray:
@@ -196,10 +210,13 @@ class PlayoutBuffer:
         frame = self._frames.pop(self._next, None)
         if frame is not None:
             self._next += 1
+            if self._cut_pending:
+                frame = self._crossfade_locked(frame)
             self._last = frame
             self._concealing = 0
             self.frames_played += 1
             return self._adapt_locked(now, frame)
+        self._cut_pending = False  # concealment follows the played audio: nothing to fade from
         if not self._frames:  # nothing at all: underrun, wait for the target again
             self.underruns += 1
             self._raised_at = now
@@ -229,13 +246,14 @@ class PlayoutBuffer:
             self._raised_at = now  # one step per quiet period
         # Right after a frame is taken, a steady buffer holds target - 1 frames (one arrives per
         # frame played). More than that, for long enough, is delay nobody needs.
-        depth = len(self._frames)
-        if depth > self.target_frames + ACCELERATE_FRAMES and self._settled_locked(now):
-            # Far too much queued: catch up now, a frame per frame played (twice real time).
-            # Not while the stream settles: its first bursts are handshakes, not delay.
-            self.accelerated += 1
+        excess = self._excess_locked(FRAME_MS)  # `frame` is about to play whole
+        if excess > 0 and self._settled_locked(now):
+            # Far too much queued: catch up now. Not while the stream settles: its first bursts
+            # are handshakes, not delay.
+            self._shed_locked(excess)
             self._over_since = now
-            return self._accelerate_locked(frame)
+            return frame
+        depth = len(self._frames)
         if depth >= self.target_frames:
             if self._over_since is None:
                 self._over_since = now
@@ -251,24 +269,60 @@ class PlayoutBuffer:
     def _settled_locked(self, now: float) -> bool:
         return self._started_at is not None and now - self._started_at >= self.settle_s
 
-    def _accelerate_locked(self, frame: np.ndarray) -> np.ndarray:
-        """One frame less: the quiet one of the playing frame and the next; when both are
-        voiced, the playing frame's start crossfades into the next one (a cut with no edge)."""
-        following = self._frames.pop(self._next, None)
-        self._next += 1
-        self.dropped += 1
-        if following is None or _peak(following) <= QUIET_PEAK:
-            return frame  # the next is a hole or quiet: skipping it is unheard
-        self._last = following
+    def _excess_locked(self, in_play_ms: float) -> int:
+        """Frames queued beyond target + BOUND_MS, counting `in_play_ms` of the frame in play."""
+        over = len(self._frames) * FRAME_MS + in_play_ms - self.target_frames * FRAME_MS - BOUND_MS
+        return math.ceil(over / FRAME_MS) if over > 0 else 0
+
+    def _shed_locked(self, count: int) -> None:
+        """Drop `count` queued frames: quiet ones among the next `count + SHED_LOOKAHEAD` first
+        (unheard), then the oldest voiced ones as one cut. Frames before a dropped one move up a
+        slot, so later arrivals keep their places. No lists or arrays are made."""
+        if self._next is None:
+            return
+        shed = 0
+        end = self._next + count + SHED_LOOKAHEAD
+        write = end - 1  # compacting from the back: kept frames go to the highest free slot
+        for index in range(end - 1, self._next - 1, -1):
+            frame = self._frames.get(index)
+            if frame is not None and shed < count and _peak(frame) <= QUIET_PEAK:
+                del self._frames[index]
+                shed += 1
+                continue
+            if frame is not None and write != index:  # slots above are empty: moved or dropped
+                self._frames[write] = self._frames.pop(index)
+            write -= 1
+        self._next = write + 1
+        last = max(self._frames) if self._frames else self._next
+        while shed < count and self._next <= last:
+            if self._next not in self._frames:  # a lost packet ahead of the cut: skipped
+                self._next += 1
+                continue
+            frame = self._frames.pop(self._next)
+            self._next += 1
+            shed += 1
+            if not self._cut_pending and _peak(frame) > QUIET_PEAK:
+                # What would have played next: the frame after the cut fades in over its start.
+                np.copyto(self._cut_head, frame[:XFADE])
+                self._cut_pending = True
+                self.cuts += 1
+        self.accelerated += shed
+        self.dropped += shed
+
+    def _crossfade_locked(self, frame: np.ndarray) -> np.ndarray:
+        """`frame` comes right after a voiced cut: its start is crossfaded from the start of the
+        first frame cut, which is what the audio played so far runs on into."""
+        self._cut_pending = False
         if _peak(frame) <= QUIET_PEAK:
-            return following
+            return frame  # a cut into quiet: the voice simply stops, as it would have
         out = self._fade
-        np.multiply(frame[:XFADE], 1.0 - _RAMP, out=self._mix)
-        np.multiply(following[:XFADE], _RAMP, out=self._mix2)
+        self._mix[:] = self._cut_head  # to float32 first: a mixed-type multiply makes a cast buffer
+        np.multiply(self._mix, _RAMP_DOWN, out=self._mix)
+        self._mix2[:] = frame[:XFADE]
+        np.multiply(self._mix2, _RAMP, out=self._mix2)
         np.add(self._mix, self._mix2, out=self._mix)
         np.copyto(out[:XFADE], self._mix, casting="unsafe")
-        np.copyto(out[XFADE:], following[XFADE:])
-        self._last = out
+        np.copyto(out[XFADE:], frame[XFADE:])
         return out
 
     def _drop_quietest_locked(self, only_quiet: bool = False) -> bool:
@@ -303,7 +357,7 @@ class PlayoutBuffer:
     def stats(self) -> dict:
         return {"depth_ms": round(self.depth_ms, 1), "target_ms": self.target_ms, "underruns": self.underruns,
                 "concealed": self.concealed, "late": self.late, "dropped": self.dropped,
-                "accelerated": self.accelerated, "frames_played": self.frames_played}
+                "accelerated": self.accelerated, "cuts": self.cuts, "frames_played": self.frames_played}
 
 
 def _peak(frame: np.ndarray) -> int:

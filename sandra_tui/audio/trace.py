@@ -47,20 +47,46 @@ BREAKDOWN = {"capture": ("adc", "sent"), "uplink": ("sent", "agent_in"), "agent"
 
 def round_trips(edges: dict[str, list[float]], mirror: list[dict], limit_s: float = 1.0) -> list[dict]:
     """One dict of stage -> time per click that made it all the way: client edges (adc ...
-    dac) plus the agent's mirror trace entries ({"in", "out"}), matched by order in time."""
-    trips = []
-    for adc in edges.get("adc", []):
-        trip = {"adc": adc}
-        for name in ("captured", "sent", "received", "played", "dac"):
-            later = [t for t in edges.get(name, []) if t >= adc]
-            if later:
-                trip[name] = later[0]
-        agent = [m for m in mirror if m["in"] >= adc]
-        if agent:
-            trip["agent_in"], trip["agent_out"] = agent[0]["in"], agent[0]["out"]
-        if len(trip) == 8 and trip["dac"] - adc < limit_s:
-            trips.append(trip)
-    return trips
+    dac) plus the agent's mirror trace entries ({"in", "out"}).
+
+    Clicks go through every stage in order, so a click's stage is looked for only in its own
+    window: after its previous stage, and before the next click reached that previous stage
+    (anything later may be the next click's). A click dropped, missed or late at one stage then
+    has no trip, instead of taking the next click's stage and making a trip of two halves. When
+    the click before it reached the previous stage but not this one in its window, it may be
+    late into this window: its edge would come first, so the window's last edge is taken."""
+    trips = [{"adc": t} for t in sorted(edges.get("adc", []))]
+    chain = [("captured", "adc"), ("sent", "captured"), ("agent_in", "sent"), ("received", "agent_out"),
+             ("played", "received"), ("dac", "played")]
+    agent = sorted((m["in"], m["out"]) for m in mirror)
+    for stage, prev in chain:
+        times = sorted(edges.get(stage, [])) if stage != "agent_in" else [i for i, _ in agent]
+        for n, trip in enumerate(trips):
+            start = trip.get(prev)
+            if start is None:
+                continue  # the click was lost before this stage
+            end = _reached(trips[n + 1 :], prev)
+            window = [k for k, t in enumerate(times) if start <= t < end]
+            if not window:
+                continue
+            before = trips[n - 1] if n else {}
+            late_before = prev in before and stage not in before
+            found = window[-1] if late_before else window[0]
+            if stage == "agent_in":
+                trip["agent_in"], trip["agent_out"] = agent[found]
+            else:
+                trip[stage] = times[found]
+    return [t for t in trips if len(t) == 8 and t["dac"] - t["adc"] < limit_s]
+
+
+def _reached(later: list[dict], stage: str) -> float:
+    """When the next click reached `stage` (or, not seen there, the last stage before it where it
+    was seen): no event before that time can be the next click's, or any later one's."""
+    if not later:
+        return float("inf")
+    order = ["adc", "captured", "sent", "agent_in", "agent_out", "received", "played", "dac"]
+    known = [later[0][s] for s in order[: order.index(stage) + 1] if s in later[0]]
+    return max(known)
 
 
 def breakdown(trips: list[dict]) -> dict[str, float]:

@@ -77,7 +77,14 @@ async def test_operator_speech_reaches_sandra_and_her_reply_reaches_the_speaker(
             loud = [t for t in rec.loud_times(-30) if t >= replied_at]
             assert len(loud) > 50  # over half a second of Sandra's voice reached the speaker
             stats = call.engine.playout.stats()
-            assert stats["frames_played"] > 100 and stats["underruns"] <= 2
+            late_checks = call.engine.devices.late_checks
+            assert stats["frames_played"] > 100
+            # An underrun is a gap in arrivals longer than the buffer holds: on a quiet machine at
+            # most 2 (the reply's start and end). On a loaded one this process's own stalls make
+            # more (stress-ng --cpu 2 plus other suites: 4 with the playout code before and after
+            # the depth bound alike), and the devices' health check sees the same stalls: one more
+            # underrun is allowed per check that found the callbacks running late.
+            assert stats["underruns"] <= 2 + late_checks, (stats, late_checks)
             assert call.engine.devices.input_name == "default"
     finally:
         rec.stop()

@@ -226,10 +226,10 @@ def sine_frames(hz: float, count: int, amplitude: int = 9000) -> list[np.ndarray
 
 
 def test_a_stalled_speaker_catches_up_during_speech_without_a_click():
-    """The speaker stops pulling for 1 s (a starved CPU) while Sandra talks: 50 frames pile up.
-    Once it pulls again the delay is back under target + 60 ms within about a second (a frame
-    dropped per frame played), and each voiced cut is crossfaded: no step larger than the
-    signal's own steepest one."""
+    """The speaker stops pulling for 1 s (a starved CPU) while Sandra talks: 50 frames arrive.
+    What goes past target + 60 ms is shed as it arrives, so the delay when it pulls again is
+    within the bound, and each voiced cut is crossfaded: no step larger than the signal's own
+    steepest one."""
     clock = Clock()
     buf = PlayoutBuffer(target_ms=60, clock=clock)
     frames = sine_frames(175, 600)  # 20 ms is 3.5 periods: a bare cut would jump half a period

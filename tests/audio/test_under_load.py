@@ -20,7 +20,7 @@ from tests.stress import cpu_stress  # noqa: F401 - the fixture
 CALL_S = 60.0
 SETTLE_S = 2.0  # the playout buffer's own settle time: its first bursts are handshakes
 SAMPLE_S = 0.1  # depth polled ~10 times a second
-BOUND_MS = 60  # the accelerate rule: more than target + 60 ms queued is dropped at twice real time
+BOUND_MS = 60  # the accelerate rule: more than target + 60 ms queued is shed at once
 
 
 def pct(values, q: float) -> float:
@@ -89,5 +89,5 @@ async def test_a_call_under_cpu_stress_keeps_its_device_notices_and_playout_dept
         gaps = np.diff(times)
         # 1 s of slack: the window is closed by the engine's once-a-second monitor
         assert all(g >= NOTICE_WINDOW_S - 1.0 for g in gaps), (condition, times)
-    # The depth bound: more than target + 60 ms is accelerated away; p99 of the samples holds it.
+    # The depth bound: more than target + 60 ms is shed; p99 of the samples holds it.
     assert pct(excess, 99) <= BOUND_MS, pct(excess, 99)
