@@ -17,6 +17,7 @@ class MessageView(Static):
         self.message = message  # a frozen snapshot: a new one arrives when the text grows
         self._shown: tuple | None = None
         self.interrupted = False  # set by the transcript when a stop left this reply unfinished
+        self._laid_out: tuple[int, int] | None = None  # (width, height) of the last layout asked for
         self.layouts = 0  # updates that needed a layout (for tests and benchmarks)
 
     def on_mount(self) -> None:
@@ -39,8 +40,12 @@ class MessageView(Static):
             streaming = not m.final and not status
             tail = (f" ({status})" if status else " ▍" if streaming else "", "$text-muted")
             content = Content.assemble((f"{WHO.get(m.role, m.role)}  ", "bold"), m.content, tail)
-        width, height = self.content_size
-        # The same height: a repaint of this widget only, no layout of the transcript around it.
-        layout = first or not width or content.get_height(self.styles, width) != height
+        # The same size as at the last layout: a repaint of this widget only, no layout of the
+        # transcript around it. Compared with what was last computed, not with content_size: that
+        # changes only once the layout ran, and several updates may come before it does.
+        width = self.content_size.width
+        size = (width, content.get_height(self.styles, width)) if width else None
+        layout = first or size is None or size != self._laid_out
+        self._laid_out = size
         self.layouts += layout
         self.update(content, layout=layout)
