@@ -7,6 +7,7 @@ time after a warm-up, in MB per hour (the guide's "memory of a 1 h call", read a
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,17 +73,22 @@ def baseline(url: str, seconds: float) -> dict:
     return _run_and_sample([sys.executable, "-m", "bench.baseline", url, str(seconds + 2)], seconds)
 
 
-def with_tui(url: str, seconds: float) -> dict:
-    """The full TUI in a tmux pseudo-terminal, as an operator runs it."""
+def with_tui(url: str, seconds: float, extra: tuple[str, ...] = ()) -> dict:
+    """The full TUI in a tmux pseudo-terminal, as an operator runs it (`extra`: more arguments,
+    e.g. --text-only)."""
     if shutil.which("tmux") is None:
         return {"cpu_pct": None, "rss_mb": None, "rss_slope_mb_per_h": None}
     session = f"sandra-bench-{os.getpid()}"
+    # A server of our own (-L): a running tmux server would start the pane with its environment,
+    # not ours (PYTHONPATH names the checkout under test).
+    tmux = ["tmux", "-L", session]
     exe = Path(sys.executable).with_name("sandra-tui")
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-                    f"SANDRA_CONFIG=/nonexistent/sandra-bench.toml exec {exe} --backend {url}"], check=True)
+    env = f"PYTHONPATH={shlex.quote(os.environ.get('PYTHONPATH', ''))} SANDRA_CONFIG=/nonexistent/sandra-bench.toml"
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                    f"{env} exec {exe} --backend {url} {shlex.join(extra)}"], check=True)
     try:
-        pid = int(subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"],
+        pid = int(subprocess.run([*tmux, "list-panes", "-t", session, "-F", "#{pane_pid}"],
                                  capture_output=True, text=True, check=True).stdout.split()[0])
         return sample(pid, seconds)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        subprocess.run([*tmux, "kill-server"], check=False)

@@ -10,11 +10,11 @@ default) each time another thread asks, and the call asks for it several times p
 (every socket read and write gives it up), so behind a busy UI it would get a few packets a
 second. With a 1 ms interval it keeps up (tests/call/test_call_thread.py).
 
-`OnThread` wraps an object that lives on the call thread (the controller, the telemetry
-uploader) so the UI keeps calling it as before: coroutine methods run on the call loop and
-are awaited from the caller's loop, plain methods run there too and return their result, and
-attributes are read and set directly (the UI only reads state and swaps whole objects).
-Events come back through the controller's subscribers, which hop to the UI loop themselves.
+The UI reaches the controller only through its port (call/thread_port.py: commands run here
+with `run_async`, events and snapshots come back frozen). `OnThread` wraps what else lives on
+the call thread and is closed from the UI's (the telemetry uploader): coroutine methods run on
+the call loop and are awaited from the caller's loop, plain methods run there too and return
+their result.
 """
 
 from __future__ import annotations

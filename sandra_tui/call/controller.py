@@ -227,6 +227,12 @@ class CallController:
         if conn is not None and conn.session is not None:
             conn.session.cancel_response()
 
+    def set_ice(self, ice) -> None:
+        """ICE servers for the next (re)connect. The planner was built with the old ones (probe
+        timeout, cache, relay fallback): a new planner, same probe."""
+        self.config.ice = ice
+        self.planner = IcePlanner(ice, getattr(self.planner, "probe", None))
+
     def clear_history(self) -> None:
         self.history.clear()
         self._outbox.clear()

@@ -1,8 +1,10 @@
-"""The Textual app: observes the call controller's events and calls its methods, nothing more.
+"""The Textual app: observes a CallPort's events and gives it commands, nothing more.
 
-Events come in through `controller.subscribe`; the main screen paints them (heavy streams on a
-timer). Every command the operator gives is guarded: a failure becomes a notification with the
-reason, never a traceback on screen.
+The port (sandra_tui/call/port.py) is all the app holds of the call: events and snapshots come
+out frozen, commands go in; nothing here reads or writes an object of the call's thread
+(tests/ui/test_port_boundary.py). The main screen paints the events (heavy streams on a timer).
+Every command the operator gives is guarded: a failure becomes a notification with the reason,
+never a traceback on screen.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sandra_tui.call.events import (
     RecordingChanged,
     StateChanged,
 )
-from sandra_tui.call.ice import IcePlanner
+from sandra_tui.call.port import CallPort
 from sandra_tui.config.load import save_config
 from sandra_tui.config.model import IceConfig
 from sandra_tui.heap import freeze_long_lived
@@ -58,14 +60,13 @@ class SandraApp(App):
     # Ours only: Textual's built-ins ("Quit" beside "Hang up and quit", themes) would mix in.
     COMMANDS = {SandraCommands}
 
-    def __init__(self, controller, warnings: list[str] | None = None, autostart: bool = True,
+    def __init__(self, port: CallPort, warnings: list[str] | None = None, autostart: bool = True,
                  telemetry_factory=None, config_path: str | Path | None = None, clock=time.monotonic,
                  monitor_loop_lag: bool = True, freeze_heap: bool = False, call_store=None) -> None:
         super().__init__()
         self.toasts = Toasts(self)
         self.call_store = call_store  # a CallStore (call history), or None: not kept
-        self.call_logger = None
-        self.controller = controller
+        self.port = port
         self.telemetry_factory = telemetry_factory
         self.telemetry = None
         self.warnings = list(warnings or [])
@@ -74,7 +75,7 @@ class SandraApp(App):
         self.clock = clock
         self.lag = LoopLagMonitor() if monitor_loop_lag else None
         self.freeze_heap = freeze_heap  # the real app, not tests: see sandra_tui/heap.py
-        self.main = MainScreen(controller, clock)
+        self.main = MainScreen(port, clock)
         self._unsubscribe = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -90,32 +91,27 @@ class SandraApp(App):
 
     @property
     def listening(self) -> bool:
-        """Subscribed to the controller (the main screen is up)."""
+        """Subscribed to the port (the main screen is up)."""
         return self._unsubscribe is not None
 
     async def on_main_screen_ready(self) -> None:
         if self.freeze_heap:
             freeze_long_lived()  # the screen is built and the call not started: a pause costs nothing now
-        self._unsubscribe = self.controller.subscribe(self.on_controller_event)
-        self._start_call_log()
-        if self.telemetry_factory is not None:
-            self.telemetry = self.telemetry_factory(self.controller)
-        if self.autostart:
-            await self._guard("Starting the call", self.controller.start)
-
-    def _start_call_log(self) -> None:
-        from sandra_tui.call.call_log import CallLogger
-
-        h = self.controller.config.history
-        try:
-            self.call_logger = CallLogger(self.controller, self.call_store if h.save_calls else None,
-                                          keep_days=h.keep_days, keep_calls=h.keep_calls)
+        self._unsubscribe = self.port.subscribe(self.on_port_event)
+        try:  # the logger runs where the call runs: it reads the history when the call ends
+            await self.port.open_call_log(self.call_store)
         except Exception:  # noqa: BLE001 - no history is no reason to have no call
             log.exception("starting the call history failed")
+        if self.telemetry_factory is not None:
+            self.telemetry = self.telemetry_factory(self.port)
+        if self.autostart:
+            await self._guard("Starting the call", self.port.start)
 
     async def on_unmount(self) -> None:
-        if self.call_logger is not None:
-            await asyncio.to_thread(self.call_logger.close)
+        try:
+            await self.port.close_call_log()
+        except Exception:  # noqa: BLE001 - closing: the rest must still run
+            log.exception("closing the call history failed")
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -128,7 +124,7 @@ class SandraApp(App):
         return self.lag.stats() if self.lag is not None else {}
 
     # -- events in ---------------------------------------------------------------------------
-    def on_controller_event(self, event: Event) -> None:
+    def on_port_event(self, event: Event) -> None:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -142,7 +138,7 @@ class SandraApp(App):
         self._handle_event(event)
 
     def _handle_event(self, event: Event) -> None:
-        try:  # this runs inside the controller's publish: a display bug must not break the call
+        try:  # this may run inside the controller's publish: a display bug must not break the call
             if isinstance(event, ErrorEvent):
                 self.show_error(event)
             elif isinstance(event, Notice):
@@ -152,9 +148,8 @@ class SandraApp(App):
             elif isinstance(event, CallSummary) and event.call_id is not None:
                 self.toasts.show(f"Saved as call {event.call_id} (F9: history)", title="Call history", timeout=6)
             if (isinstance(event, StateChanged) and event.state == CallState.CONNECTED
-                    and self.controller.config.call.record and hasattr(self.controller, "set_recording")
-                    and not getattr(self.controller, "recording", False)):
-                self.call_later(self._guard, "Recording", self.controller.set_recording, True)  # [call] record
+                    and self.port.can_record and not self.port.recording and self.port.settings().call.record):
+                self.call_later(self._guard, "Recording", self.port.set_recording, True)  # [call] record
             if isinstance(event, (StateChanged, MuteChanged, RecordingChanged)):
                 self.refresh_bindings()  # the footer names what F2, F5, Esc do now
             if self.main.is_mounted:
@@ -170,7 +165,7 @@ class SandraApp(App):
             self.toasts.show(message, title="Error" if event.fatal else "Sandra", severity="error", timeout=10)
 
     async def _guard(self, what: str, command, *args, **kwargs) -> bool:
-        """Run a controller command; a failure is a notification with the reason."""
+        """Run a port command; a failure is a notification with the reason."""
         try:
             result = command(*args, **kwargs)
             if inspect.isawaitable(result):
@@ -184,18 +179,18 @@ class SandraApp(App):
     # -- actions (keys, command palette) -----------------------------------------------------
     def applies(self, action: str) -> bool:
         """Whether `action` makes sense now (the footer and the command palette offer only those)."""
-        state = self.controller.state
+        state = self.port.state
         in_call = state not in IDLE_STATES
         if action == "call":
             return not in_call
         if action == "hang_up":
             return in_call
         if action == "talk":
-            return bool(self.controller.audio.push_to_talk)
+            return self.port.audio_status().push_to_talk
         if action == "cancel_reply":
             return state == CallState.CONNECTED
         if action == "record":
-            return state == CallState.CONNECTED and hasattr(self.controller, "set_recording")
+            return state == CallState.CONNECTED and self.port.can_record
         return True
 
     def check_action(self, action: str, parameters) -> bool | None:
@@ -204,40 +199,40 @@ class SandraApp(App):
         return True
 
     async def action_call(self) -> None:
-        if self.controller.state in IDLE_STATES:
-            await self._guard("Calling", self.controller.retry)
+        if self.port.state in IDLE_STATES:
+            await self._guard("Calling", self.port.retry)
 
     async def action_hang_up(self) -> None:
-        if self.controller.state not in IDLE_STATES:
-            await self._guard("Hanging up", self.controller.hangup)
+        if self.port.state not in IDLE_STATES:
+            await self._guard("Hanging up", self.port.hangup)
 
     async def send_text(self, text: str) -> bool:
-        return await self._guard("Sending the message", self.controller.send_text, text)
+        return await self._guard("Sending the message", self.port.send_text, text)
 
     async def action_toggle_call(self) -> None:
-        if self.controller.state in IDLE_STATES:
-            await self._guard("Calling", self.controller.retry)
+        if self.port.state in IDLE_STATES:
+            await self._guard("Calling", self.port.retry)
         else:
-            await self._guard("Hanging up", self.controller.hangup)
+            await self._guard("Hanging up", self.port.hangup)
 
     async def action_toggle_mute(self) -> None:
-        await self._guard("Muting", self.controller.toggle_mute)
+        await self._guard("Muting", self.port.toggle_mute)
 
     async def action_toggle_ptt(self) -> None:
-        await self._guard("Push-to-talk", self.controller.set_push_to_talk, not self.controller.audio.push_to_talk)
+        await self._guard("Push-to-talk", self.port.set_push_to_talk, not self.port.audio_status().push_to_talk)
 
     async def action_talk(self) -> None:
-        await self._guard("Talking", self.controller.talk, not self.controller.audio.talking)
-        self.main.show_mic()  # talk() publishes no event
+        await self._guard("Talking", self.port.talk, not self.port.audio_status().talking)
+        self.main.show_mic()  # the fake port sends no status after talk(); the real one does
 
     async def action_cancel_reply(self) -> None:
-        await self._guard("Stopping Sandra", self.controller.cancel_response)
+        await self._guard("Stopping Sandra", self.port.cancel_response)
 
     def action_clear(self) -> None:
         """Asks first: the transcript of the call so far is not kept anywhere else until it ends."""
         if any(isinstance(s, Confirm) for s in self.screen_stack):
             return
-        count = len(self.controller.history)
+        count = len(self.port.history_snapshot().messages)
         if not count:
             self.toasts.show("The transcript is empty.", title="Transcript", timeout=4)
             return
@@ -245,7 +240,7 @@ class SandraApp(App):
                                  "Clear", id="confirm-clear"), self._clear_confirmed)
 
     async def _clear_confirmed(self, yes: bool | None) -> None:
-        if yes and await self._guard("Clearing the transcript", self.controller.clear_history):
+        if yes and await self._guard("Clearing the transcript", self.port.clear_history):
             self.main.repaint()
 
     def action_history(self) -> None:
@@ -254,23 +249,20 @@ class SandraApp(App):
 
     def action_session_settings(self) -> None:
         if not any(isinstance(s, SessionSettings) for s in self.screen_stack):
-            self.push_screen(SessionSettings(self.controller, self.save_session))
+            self.push_screen(SessionSettings(self.port, self.save_session))
 
     async def action_record(self) -> None:
-        if not hasattr(self.controller, "set_recording"):
+        if not self.port.can_record:
             return
-        on = not getattr(self.controller, "recording", False)
-        await self._guard("Recording", self.controller.set_recording, on)
+        await self._guard("Recording", self.port.set_recording, not self.port.recording)
 
     async def save_session(self, session) -> str:
         """Save [session] in the file, then apply it to the running call. Returns what was applied."""
-        candidate = self.controller.config.model_copy(update={"session": session})
+        candidate = self.port.settings().model_copy(update={"session": session})
         await asyncio.to_thread(save_config, candidate, self.config_path)
-        self.controller.config.session = session
-        applied = ""
-        if self.controller.state == CallState.CONNECTED and hasattr(self.controller, "update_session"):
-            applied = await self.controller.update_session(session) or ""
-        return applied
+        connected = self.port.state == CallState.CONNECTED
+        applied = await self.port.update_session(session)  # not connected: kept for the next call
+        return applied if connected else ""
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -280,37 +272,34 @@ class SandraApp(App):
 
     def action_ice_editor(self) -> None:
         if not any(isinstance(s, IceEditor) for s in self.screen_stack):
-            self.push_screen(IceEditor(self.controller.config.ice, self.save_ice))
+            self.push_screen(IceEditor(self.port.settings().ice, self.save_ice))
 
     def action_devices(self) -> None:
         if not any(isinstance(s, DevicePicker) for s in self.screen_stack):
-            self.push_screen(DevicePicker(self.controller, self.save_config_file), self._devices_chosen)
+            self.push_screen(DevicePicker(self.port, self.save_config_file), self._devices_chosen)
 
     async def action_quit(self) -> None:
-        await self._guard("Hanging up", self.controller.hangup)
+        await self._guard("Hanging up", self.port.hangup)
         if self.telemetry is not None:  # the backend is still up: flush, spool the rest
             await self._guard("Sending telemetry", self.telemetry.close, deadline_s=2.0)
-        await self._guard("Closing", self.controller.close)
+        await self._guard("Closing", self.port.close)
         self.exit()
 
     # -- saving ------------------------------------------------------------------------------
     async def save_config_file(self) -> Path:
         # A thread: fsync can take a while, and the audio shares this event loop.
-        return await asyncio.to_thread(save_config, self.controller.config, self.config_path)
+        return await asyncio.to_thread(save_config, self.port.settings(), self.config_path)
 
     async def save_ice(self, ice: IceConfig) -> None:
-        """Write the file with `ice`, then hand it to the controller for the next (re)connect.
+        """Write the file with `ice`, then hand it to the call for the next (re)connect.
         Raises (and changes nothing) when the file cannot be written."""
-        candidate = self.controller.config.model_copy(update={"ice": ice})
+        candidate = self.port.settings().model_copy(update={"ice": ice})
         path = await asyncio.to_thread(save_config, candidate, self.config_path)
-        self.controller.config.ice = ice
-        # The controller reads config.ice at every connect, but its planner was built with the old
-        # one (probe timeout, cache, relay fallback): a new planner, same probe.
-        self.controller.planner = IcePlanner(ice, getattr(self.controller.planner, "probe", None))
+        await self.port.set_ice(ice)  # the call rebuilds its ICE planner on its own thread
         log.info("ICE servers saved to %s: %d STUN, %d TURN", path, len(ice.stun), len(ice.turn))
         self.notify(f"Saved to {path}. Used from the next connect.", title="ICE servers", timeout=8)
 
     def _devices_chosen(self, changed: bool | None) -> None:
         if changed:
-            self.notify(redact(getattr(self.controller.audio, "description", "") or "devices switched"),
+            self.notify(redact(self.port.audio_status().description or "devices switched"),
                         title="Audio devices", timeout=6)

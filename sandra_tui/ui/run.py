@@ -48,6 +48,7 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
     from sandra_tui.call.controller import CallController
     from sandra_tui.call.probe_adapter import make_probe
     from sandra_tui.call.telemetry_link import attach_telemetry
+    from sandra_tui.call.thread_port import ControllerPort
     from sandra_tui.config.load import load_config
     from sandra_tui.config.model import BackendConfig
     from sandra_tui.ui.app import SandraApp
@@ -64,7 +65,7 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
     audio, problem = build_engine(loaded.config.audio, use_devices=not getattr(args, "text_only", False))
     warnings = loaded.warnings + ([problem] if problem else [])
     # The call (packets, decoding, the playout feed, telemetry) runs on its own thread and event
-    # loop, so a slow repaint never starves the speaker; the app talks to it through OnThread.
+    # loop, so a slow repaint never starves the speaker; the app holds only a port to it.
     call = CallThread()
     controller = None
     app = None
@@ -102,7 +103,7 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
                 log.warning("call history unavailable: %s", exc)
                 warnings.append(f"call history unavailable: {exc}")
         autostart = loaded.config.call.autostart and not getattr(args, "no_autostart", False)
-        app = SandraApp(call.bind(controller), warnings=warnings, telemetry_factory=telemetry,
+        app = SandraApp(ControllerPort(controller, call), warnings=warnings, telemetry_factory=telemetry,
                         config_path=loaded.path, freeze_heap=True, autostart=autostart, call_store=store)
         app.run()
     finally:

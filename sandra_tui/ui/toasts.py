@@ -1,5 +1,6 @@
 """One toast per distinct message: a repeat within the window updates a count ("... x7")
-instead of stacking another toast (a device that keeps failing must not bury the screen)."""
+instead of stacking another toast (a device that keeps failing must not bury the screen).
+Replacing a toast in the same tick needs Textual's internals: sandra_tui/shims/textual.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.notifications import Notification
 
 from sandra_tui.config.load import mask_url_credentials
 from sandra_tui.secrets import redact
+from sandra_tui.shims import textual as textual_shim
 
 WINDOW_S = 30.0
 _COUNTED = re.compile(r" x\d+$")
@@ -35,18 +37,15 @@ class Toasts:
         key = (title, severity, base)
         now = self.clock()
         old = self._shown.get(key)
-        count = 1
+        count, replaced = 1, None
         if old is not None and now - old[2] <= self.window_s:
-            count = old[1] + 1
-            if old[0] in self.app._notifications:
-                self.app._unnotify(old[0], refresh=False)
+            count, replaced = old[1] + 1, old[0]
         for stale in [k for k, (_, _, at) in self._shown.items() if now - at > self.window_s]:
             del self._shown[stale]
         text = message if message != base or count == 1 else f"{base} x{count}"
         notification = Notification(text, title, severity, timeout, markup=False)
         self._shown[key] = (notification, count, now)
-        # Added at once (as App._on_notify does), not posted: a burst of identical notices in
-        # one tick must find the toast it replaces already there.
-        self.app._notifications.add(notification)
-        self.app._refresh_notifications()
+        # Added at once, not posted: a burst of identical notices in one tick must find the
+        # toast it replaces already there.
+        textual_shim.replace(self.app, replaced, notification)
         return count

@@ -1,7 +1,10 @@
-"""A stand-in for CallController with the surface the UI uses, driven by scripted events.
+"""A CallPort (sandra_tui/call/port.py) for the UI tests, driven by scripted events.
 
 Pilot tests with the real controller wait on a live media loop; this one answers at once and
 lets a test `emit()` exactly the events it needs. The history is the real ConversationHistory.
+Its state rules are the controller's: tests/contract/test_call_port.py runs the same tests on
+this and on ControllerPort over a real CallController. Unlike the real port it delivers every
+event at once (no coalescing), so a test sees what it emitted without waiting.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sandra_tui.call.events import (
 )
 from sandra_tui.call.history import ConversationHistory
 from sandra_tui.call.ice import IcePlanner
+from sandra_tui.call.port import AudioStatus, HistorySnapshot, HistorySnapshots, audio_status, device_infos
 from sandra_tui.config.model import Config
 
 FAKE_DEVICES = [
@@ -64,6 +68,7 @@ class FakeController:
         self.commands: list[str] = []  # every command the UI gave, in order
         self.closed = False
         self._ids = 0
+        self._outbox: list[tuple[str, str]] = []
         self.voice_locked = False  # as CallController.voice_locked: True after Sandra's first reply
         self.recording = False
         self.recording_path = "/tmp/sandra-test-call.wav"
@@ -71,6 +76,19 @@ class FakeController:
         self.rescans = 0
         self.rescanned: list[Device] | None = None  # the list a rescan finds (None: the same)
         self.session_updates: list = []
+        self._snapshots = HistorySnapshots(self.history)
+        self.call_logger = None
+        self.can_record = True
+
+    # -- reads, as CallPort ----------------------------------------------------------------------
+    def audio_status(self) -> AudioStatus:
+        return audio_status(self.audio)
+
+    def history_snapshot(self) -> HistorySnapshot:
+        return self._snapshots.take()
+
+    def settings(self) -> Config:
+        return self.config.model_copy(deep=True)
 
     # -- events --------------------------------------------------------------------------------
     def subscribe(self, callback):
@@ -84,9 +102,13 @@ class FakeController:
     # -- commands --------------------------------------------------------------------------------
     async def start(self) -> None:
         self.commands.append("start")
+        if self.closed or self.state not in (CallState.IDLE, CallState.FAILED, CallState.ENDED):
+            return  # as CallController.start: no-op while a call runs
         if self.connect_on_start:
+            self.emit(StateChanged(CallState.ACQUIRING_TOKEN))
             self.emit(StateChanged(CallState.CONNECTING))
             self.emit(StateChanged(CallState.CONNECTED))
+            self._pump()
 
     async def retry(self) -> None:
         self.commands.append("retry")
@@ -100,31 +122,50 @@ class FakeController:
 
     async def close(self) -> None:
         self.commands.append("close")
+        if self.state not in (CallState.IDLE, CallState.FAILED, CallState.ENDED):
+            self.emit(StateChanged(CallState.ENDED))
         self.closed = True
 
-    def set_muted(self, muted: bool) -> None:
+    async def set_muted(self, muted: bool) -> None:
         self.commands.append(f"muted={muted}")
         self.audio.muted = muted
         self.emit(MuteChanged(muted, self.audio.push_to_talk))
 
-    def toggle_mute(self) -> bool:
-        self.set_muted(not self.audio.muted)
+    async def toggle_mute(self) -> bool:
+        await self.set_muted(not self.audio.muted)
         return self.audio.muted
 
-    def set_push_to_talk(self, enabled: bool) -> None:
+    async def set_push_to_talk(self, enabled: bool) -> None:
         self.commands.append(f"push_to_talk={enabled}")
         self.audio.push_to_talk = enabled
         self.emit(MuteChanged(self.audio.muted, enabled))
 
-    def talk(self, pressed: bool) -> None:
+    async def talk(self, pressed: bool) -> None:
         self.commands.append(f"talk={pressed}")
         self.audio.talking = pressed
 
     async def send_text(self, text: str) -> None:
+        """As CallController.send_text: shown at once as queued, sent once a call is up."""
         if self.send_error:
             raise RuntimeError(self.send_error)
+        text = text.strip()
+        if not text:
+            return
         self.commands.append(f"send:{text}")
-        self.say("user", text)
+        item_id = self.next_id()
+        self.history.add("user", text, item_id=item_id, status="queued")
+        self._outbox.append((item_id, text))
+        self.emit(Transcript("user", text, True, item_id, status="queued"))
+        self._history_changed()
+        self._pump()
+
+    def _pump(self) -> None:
+        if self.state != CallState.CONNECTED:
+            return
+        while self._outbox:
+            item_id, text = self._outbox.pop(0)
+            self.history.mark(item_id, "")
+            self.emit(Transcript("user", text, True, item_id, status="sent"))
 
     async def cancel_response(self) -> None:
         # As the real one: a reply being played is cut (reply_cancelled); the server may not say
@@ -147,14 +188,32 @@ class FakeController:
         return ("Applied now; the voice from the next call (locked after the first reply)." if self.voice_locked
                 else "Applied now.")
 
-    def rescan_devices(self):
+    async def rescan_devices(self):
         self.commands.append("rescan_devices")
         self.rescans += 1
         if self.rescanned is not None:
             self.devices = list(self.rescanned)
-        return self.list_devices()
+        return await self.list_devices()
 
-    def set_recording(self, on: bool, directory=None) -> str:
+    async def set_ice(self, ice) -> None:
+        """As CallController.set_ice: the next connect uses `ice`, with a new planner."""
+        self.commands.append("set_ice")
+        self.config.ice = ice
+        self.planner = IcePlanner(ice, self.planner.probe)
+
+    async def open_call_log(self, store) -> None:
+        from sandra_tui.call.call_log import CallLogger
+
+        h = self.config.history
+        self.call_logger = CallLogger(self, store if h.save_calls else None,
+                                      keep_days=h.keep_days, keep_calls=h.keep_calls)
+
+    async def close_call_log(self) -> None:
+        logger, self.call_logger = self.call_logger, None
+        if logger is not None:
+            logger.close()
+
+    async def set_recording(self, on: bool, directory=None) -> str:
         self.commands.append(f"recording={on}")
         if on != self.recording:
             self.recording = on
@@ -168,15 +227,16 @@ class FakeController:
         self.emit(ToolCall(call_id, name, arguments, result, "done", duration_ms))
         self._history_changed()
 
-    def clear_history(self) -> None:
+    async def clear_history(self) -> None:
         self.commands.append("clear_history")
         self.history.clear()
+        self._outbox.clear()
         self._history_changed()
 
-    def list_devices(self) -> list[Device]:
+    async def list_devices(self):
         if self.audio_error:
             raise AudioUnavailable(self.audio_error)
-        return list(self.devices or [])
+        return device_infos(self.devices or [])
 
     async def set_devices(self, input_device: str | None = None, output_device: str | None = None) -> None:
         self.commands.append(f"set_devices:{input_device!r},{output_device!r}")
@@ -191,6 +251,13 @@ class FakeController:
         self.emit(DevicesChanged(*names))
 
     # -- scripting helpers -----------------------------------------------------------------------
+    def drop(self) -> None:
+        """The network drops and comes back, as the supervisor reports a reconnect."""
+        self.emit(StateChanged(CallState.RECONNECTING, reason="ice_failed", attempt=1, max_attempts=5,
+                               delay_ms=0))
+        self.emit(StateChanged(CallState.CONNECTED))
+        self._pump()
+
     def next_id(self) -> str:
         self._ids += 1
         return f"item_{self._ids:04d}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from sandra_tui.shims import textual as textual_shim
+
 
 def notes(app) -> list[str]:
     """Every notification shown so far (title: message)."""
-    return [f"{n.title}: {n.message}" for n in app._notifications]
+    return [f"{n.title}: {n.message}" for n in textual_shim.notifications(app)]
 
 
 async def wait_until(predicate, pilot, timeout: float = 5.0) -> None:

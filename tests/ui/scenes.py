@@ -110,17 +110,17 @@ def _conversation(c: FakeController) -> None:
 async def connected(pilot) -> None:
     await ready(pilot)
     app = pilot.app
-    _call_going(app.controller, app.clock)
-    _conversation(app.controller)
+    _call_going(app.port, app.clock)
+    _conversation(app.port)
     await settle(pilot)
 
 
 async def reconnecting(pilot) -> None:
     await ready(pilot)
     app = pilot.app
-    _call_going(app.controller, app.clock)
-    _conversation(app.controller)
-    app.controller.emit(StateChanged(CallState.RECONNECTING, reason="ice_failed", attempt=2, max_attempts=5,
+    _call_going(app.port, app.clock)
+    _conversation(app.port)
+    app.port.emit(StateChanged(CallState.RECONNECTING, reason="ice_failed", attempt=2, max_attempts=5,
                                      delay_ms=2000))
     await settle(pilot)
 
@@ -128,7 +128,7 @@ async def reconnecting(pilot) -> None:
 async def failed(pilot) -> None:
     await ready(pilot)
     app = pilot.app
-    c = app.controller
+    c = app.port
     c.emit(StateChanged(CallState.CONNECTING))
     c.emit(ErrorEvent("backend unreachable: http://127.0.0.1:8750 refused the connection", "backend_unreachable"))
     c.emit(StateChanged(CallState.FAILED, reason="backend_unreachable"))
@@ -214,7 +214,7 @@ async def history_screen(pilot) -> None:
 
 async def confirm_clear(pilot) -> None:
     await ready(pilot)
-    pilot.app.controller.say("user", "something worth keeping")
+    pilot.app.port.say("user", "something worth keeping")
     await pilot.press("f7")
     await pilot.pause()
 

@@ -6,6 +6,7 @@ from textual.widgets import Input
 from sandra_tui.call.call_thread import CallThread
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState
+from sandra_tui.call.thread_port import ControllerPort
 from sandra_tui.config.model import Config
 from sandra_tui.ui.app import SandraApp
 from sandra_tui.ui.widgets.call_pane import CallPane
@@ -26,7 +27,7 @@ async def wait_until(predicate, pilot, timeout=15.0):
 
 async def test_connect_type_and_hang_up(agent_server):
     controller = controller_for(agent_server.url)
-    app = SandraApp(controller)
+    app = SandraApp(ControllerPort(controller))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(lambda: controller.state == CallState.CONNECTED, pilot)
         app.query_one(Input).value = "hello from the pilot"
@@ -54,11 +55,11 @@ async def test_connect_type_and_hang_up(agent_server):
 
 
 async def test_the_app_drives_a_controller_on_its_own_thread(agent_server):
-    """As `sandra-tui` runs it: the call on its own thread and loop, the app through OnThread."""
+    """As `sandra-tui` runs it: the call on its own thread and loop, the app through its port."""
     call = CallThread()
     try:
         controller = call.run(controller_for, agent_server.url)
-        app = SandraApp(call.bind(controller))
+        app = SandraApp(ControllerPort(controller, call))
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(lambda: controller.state == CallState.CONNECTED, pilot)
             assert controller.supervisor_task.get_loop() is call.loop  # not the app's loop
@@ -79,15 +80,18 @@ async def test_the_app_drives_a_controller_on_its_own_thread(agent_server):
 
 async def test_transcript_never_shows_more_than_fifty(agent_server):
     controller = controller_for(agent_server.url)
-    app = SandraApp(controller, autostart=False)
+    app = SandraApp(ControllerPort(controller), autostart=False)
     async with app.run_test(size=(80, 24)) as pilot:
         transcript = app.query_one(Transcript)
         for i in range(500):
             controller.history.add("user", f"question {i}")
             controller.history.add("assistant", f"answer {i}")
             if i % 50 == 0:
+                controller._emit_history()  # the port sends a snapshot at its next flush
+                await pilot.pause(0.15)
                 transcript.sync()
-                await pilot.pause()
+        controller._emit_history()
+        await wait_until(lambda: app.port.history_snapshot().revision == controller.history.revision, pilot)
         transcript.sync()
         await pilot.pause(0.2)
         assert transcript.message_count() == 50
@@ -98,7 +102,7 @@ async def test_transcript_never_shows_more_than_fifty(agent_server):
 async def test_failed_state_shows_reason_and_retry_hint():
     controller = CallController(Config(backend={"url": "http://127.0.0.1:9"}, ice={"stun": []},
                                        reconnect={"max_attempts": 0}, telemetry={"enabled": False}))
-    app = SandraApp(controller)
+    app = SandraApp(ControllerPort(controller))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(lambda: controller.state == CallState.FAILED, pilot)
         await pilot.pause(0.3)
@@ -110,7 +114,7 @@ async def test_failed_state_shows_reason_and_retry_hint():
 async def test_event_loop_lag_during_a_call_with_the_ui(agent_server, capsys):
     """How late the UI's loop wakes up in a call (here the controller shares it, as in tests)."""
     controller = controller_for(agent_server.url)
-    app = SandraApp(controller)
+    app = SandraApp(ControllerPort(controller))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(lambda: controller.state == CallState.CONNECTED, pilot)
         app.lag.samples.clear()

@@ -16,13 +16,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from sandra_tui.audio.devices import AudioUnavailable, Device, find_device
+from sandra_tui.audio.devices import AudioUnavailable, find_device
+from sandra_tui.call.port import DeviceInfo
 
 log = logging.getLogger(__name__)
 DEFAULT_ID = "default"
 
 
-def choice_value(device: Device, devices: list[Device], kind: str) -> str:
+def choice_value(device: DeviceInfo, devices: list[DeviceInfo], kind: str) -> str:
     """What goes in the config: the name, or the index when the name is not unique."""
     channels = "max_input_channels" if kind == "input" else "max_output_channels"
     same = [d for d in devices if getattr(d, channels) > 0 and d.name.lower() == device.name.lower()]
@@ -33,11 +34,11 @@ class DevicePicker(ModalScreen[bool]):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Use"),
                 Binding("ctrl+r", "rescan", "Rescan")]
 
-    def __init__(self, controller, save) -> None:
+    def __init__(self, port, save) -> None:
         super().__init__(id="device-picker")
-        self.controller = controller
-        self.save_config = save  # async () -> None; writes controller.config
-        self.devices: list[Device] = []
+        self.port = port  # a CallPort: the device list comes over as frozen rows
+        self.save_config = save  # async () -> None; writes the port's settings
+        self.devices: list[DeviceInfo] = []
         self.values: dict[str, str] = {}  # option id -> config value ("" = system default)
 
     def compose(self) -> ComposeResult:
@@ -59,25 +60,21 @@ class DevicePicker(ModalScreen[bool]):
                 yield Button("Use", variant="primary", compact=True, id="devices-use")
                 yield Button("Cancel", compact=True, id="devices-cancel")
 
-    def on_mount(self) -> None:
-        self.load()
+    async def on_mount(self) -> None:
+        await self.load()
 
     async def action_rescan(self) -> None:
         """Ask the machine again (a headset plugged in after start): the engine's rescan when it
         has one (PortAudio keeps the list it read at start), else a fresh list."""
-        rescan = getattr(self.controller, "rescan_devices", None)
-        if rescan is not None:
-            try:
-                result = rescan()
-                if hasattr(result, "__await__"):
-                    await result
-            except Exception as exc:  # noqa: BLE001 - said in the dialog below, by load()
-                log.warning("rescanning audio devices failed: %s", exc)
-        self.load()
+        try:
+            await self.port.rescan_devices()
+        except Exception as exc:  # noqa: BLE001 - said in the dialog below, by load()
+            log.warning("rescanning audio devices failed: %s", exc)
+        await self.load()
         self.notify(f"{len(self.devices)} device(s) found", title="Audio devices", timeout=4)
 
-    def load(self) -> None:
-        description = getattr(self.controller.audio, "description", "")
+    async def load(self) -> None:
+        description = self.port.audio_status().description
         self.query_one("#devices-current", Static).update(Content.assemble(("In use: ", "bold"), description))
         self.values.clear()
         for selector in ("#devices-in", "#devices-out"):
@@ -86,7 +83,7 @@ class DevicePicker(ModalScreen[bool]):
         self.query_one("#devices-lists").display = True
         self.query_one("#devices-use", Button).display = True
         try:
-            self.devices = list(self.controller.list_devices())
+            self.devices = list(await self.port.list_devices())
         except AudioUnavailable as exc:
             self._unavailable(str(exc))
             return
@@ -97,7 +94,7 @@ class DevicePicker(ModalScreen[bool]):
         if not self.devices:
             self._unavailable("No audio devices found (none that PortAudio can open). Plug one in, then Rescan.")
             return
-        audio = self.controller.config.audio
+        audio = self.port.settings().audio
         self._fill("input", "#devices-in", audio.input_device)
         self._fill("output", "#devices-out", audio.output_device)
         self.query_one("#devices-in", OptionList).focus()
@@ -136,7 +133,7 @@ class DevicePicker(ModalScreen[bool]):
     async def action_apply(self) -> None:
         if not self.devices:
             return
-        audio = self.controller.config.audio
+        audio = self.port.settings().audio
         wanted_in, wanted_out = self._picked("#devices-in"), self._picked("#devices-out")
         new_in = wanted_in if wanted_in is not None and wanted_in != audio.input_device else None
         new_out = wanted_out if wanted_out is not None and wanted_out != audio.output_device else None
@@ -144,7 +141,7 @@ class DevicePicker(ModalScreen[bool]):
             self.dismiss(False)
             return
         try:
-            await self.controller.set_devices(input_device=new_in, output_device=new_out)
+            await self.port.set_devices(input_device=new_in, output_device=new_out)
         except Exception as exc:  # noqa: BLE001 - AudioUnavailable by contract; anything else is said the same way
             if not isinstance(exc, AudioUnavailable):
                 log.exception("switching audio devices failed")

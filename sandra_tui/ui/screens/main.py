@@ -1,8 +1,9 @@
 """The main screen: call pane, transcript, latency sparkline, message input.
 
-Controller events arrive here through the app. Rare ones (state, mute) repaint at once; the
-heavy streams (levels ~10/s, quality, playout, transcript deltas, latency) only store their
-latest value, and one timer repaints at REPAINT_HZ. That keeps the event loop free for audio.
+Port events arrive here through the app. Rare ones (state, mute) repaint at once; the heavy
+streams (levels, quality, playout, latency; the port already sends them at most 10 Hz) only
+store their latest value, and one timer repaints at REPAINT_HZ what changed since the last
+frame. The transcript reads the port's latest history snapshot on the same timer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sandra_tui.call.events import (
     Speech,
     StateChanged,
 )
+from sandra_tui.call.port import AudioStatus, CallPort
 from sandra_tui.ui.keys import MAIN_KEYS
 from sandra_tui.ui.widgets.call_pane import CallPane
 from sandra_tui.ui.widgets.call_status import CallStatus
@@ -49,11 +51,11 @@ class MainScreen(Screen):
     BINDINGS = [Binding(k.key, f"app.{k.action}", k.label, key_display=k.display, priority=True) for k in MAIN_KEYS]
 
     class Ready(Message):
-        """Mounted: the app may subscribe to the controller now (events before this would be lost)."""
+        """Mounted: the app may subscribe to the port now (events before this would be lost)."""
 
-    def __init__(self, controller, clock=time.monotonic) -> None:
+    def __init__(self, port: CallPort, clock=time.monotonic) -> None:
         super().__init__(id="main")
-        self.controller = controller
+        self.port = port
         self.clock = clock
         self._levels: AudioLevels | None = None
         self._quality: Quality | None = None
@@ -65,14 +67,17 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield CallPane(self.clock, id="call")
-        yield Transcript(self.controller.history, id="transcript")
+        yield Transcript(self.port.history_snapshot, id="transcript")
         yield LatencySpark(id="latency")
         yield Input(placeholder="Type to Sandra and press Enter", id="message")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        audio = self.controller.audio
-        self.query_one(DevicesLine).show_description(getattr(audio, "description", ""))
+        self.query_one(DevicesLine).show_description(self.port.audio_status().description)
+        # Looked up once: the repaint runs REPAINT_HZ times a second for the whole call.
+        self._frame = (self.query_one(CallStatus), self.query_one(Transcript), self.query_one(LatencySpark))
+        self._meters = (self.query_one("#level-in", LevelMeter), self.query_one("#level-out", LevelMeter))
+        self._lines = (self.query_one(QualityLine), self.query_one(PlayoutLine))
         self.show_mic()
         self.query_one(Input).focus()
         self.set_interval(1 / REPAINT_HZ, self.repaint)
@@ -80,12 +85,11 @@ class MainScreen(Screen):
         self.post_message(self.Ready())
 
     async def poll_media(self) -> None:
-        """Ask the controller which path the media takes (it reads the connection's stats)."""
-        reader = getattr(self.controller, "media_path", None)
-        if reader is None or self.state != CallState.CONNECTED:
+        """Ask the port which path the media takes (the call reads the connection's stats)."""
+        if self.state != CallState.CONNECTED:
             return
         try:
-            path = await reader()
+            path = await self.port.media_path()
         except Exception:  # noqa: BLE001 - a closing connection: nothing to show this time
             return
         if path is not None and self.state == CallState.CONNECTED:
@@ -123,32 +127,32 @@ class MainScreen(Screen):
             self.query_one(CallStatus).show_speech(event.what)
             if event.what == "reply_cancelled":
                 self.query_one(Transcript).mark_interrupted()
-        elif isinstance(event, MuteChanged):
+        elif isinstance(event, (MuteChanged, AudioStatus)):
             self.show_mic()
         elif isinstance(event, DevicesChanged):
             self.query_one(DevicesLine).show(event)
 
     def show_mic(self) -> None:
-        audio = self.controller.audio
+        audio = self.port.audio_status()
         self.query_one(MicStatus).show(audio.muted, audio.push_to_talk, audio.talking,
                                        in_call=self.state == CallState.CONNECTED,
-                                       text_only=getattr(audio, "devices", None) is None,
-                                       recording=self.recording)
+                                       text_only=audio.text_only, recording=self.recording)
 
     def repaint(self) -> None:
         """Paint what the event streams left since the last frame (also callable from tests)."""
-        self.query_one(CallStatus).tick()
-        self.query_one(Transcript).sync()
-        self.query_one(LatencySpark).flush()
+        status, transcript, spark = self._frame
+        status.tick()
+        transcript.sync()
+        spark.flush()
         if not self._dirty:
             return
         self._dirty = False
         if self._levels is not None:
-            self.query_one("#level-in", LevelMeter).show(self._levels.input_dbfs, self._levels.input_peak_dbfs)
-            self.query_one("#level-out", LevelMeter).show(self._levels.output_dbfs, self._levels.output_peak_dbfs)
+            self._meters[0].show(self._levels.input_dbfs, self._levels.input_peak_dbfs)
+            self._meters[1].show(self._levels.output_dbfs, self._levels.output_peak_dbfs)
         if self.state == CallState.CONNECTED:
-            self.query_one(QualityLine).show(self._quality, self.state)
-            self.query_one(PlayoutLine).show(self._playout)
+            self._lines[0].show(self._quality, self.state)
+            self._lines[1].show(self._playout)
 
     # -- typing ------------------------------------------------------------------------------
     async def on_input_submitted(self, message: Input.Submitted) -> None:

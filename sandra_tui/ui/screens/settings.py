@@ -30,17 +30,18 @@ NOISE = (("off", "off"), ("near field (headset)", "near_field"), ("far field (la
 class SessionSettings(ModalScreen[bool]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", priority=True), Binding("ctrl+s", "save", "Save", priority=True)]
 
-    def __init__(self, controller, save) -> None:
+    def __init__(self, port, save) -> None:
         super().__init__(id="settings")
-        self.controller = controller
+        self.port = port  # a CallPort
+        self.session = port.settings().session  # a copy: the form starts from what is in effect
         self.save = save  # async (SessionConfig) -> str (what the call took)
 
     @property
     def voice_locked(self) -> bool:
-        return bool(getattr(self.controller, "voice_locked", False))
+        return self.port.voice_locked
 
     def compose(self) -> ComposeResult:
-        s = self.controller.config.session
+        s = self.session
         with Vertical(id="settings-dialog", classes="dialog") as dialog:
             dialog.border_title = "Session settings"
             dialog.border_subtitle = "Ctrl+S save and apply · Esc cancel"
@@ -90,7 +91,7 @@ class SessionSettings(ModalScreen[bool]):
 
     def collect(self) -> SessionConfig:
         """The form as a SessionConfig; raises ValidationError (or ValueError) with the field."""
-        current = self.controller.config.session
+        current = self.session
 
         def number(selector: str, kind):
             text = self.query_one(selector, Input).value.strip()

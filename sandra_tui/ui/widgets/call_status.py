@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from textual.content import Content
-from textual.widgets import Static
 
 from sandra_tui.call.events import CallState, StateChanged
+from sandra_tui.ui.widgets.line import Line
 
 STYLES = {
     CallState.IDLE: "$text-muted", CallState.ACQUIRING_TOKEN: "$warning", CallState.CONNECTING: "$warning",
@@ -18,7 +18,7 @@ LABELS = {CallState.ACQUIRING_TOKEN: "connecting (token)"}
 SPEECH = {"user_started": "you are speaking", "reply_started": "Sandra is speaking"}
 
 
-class CallStatus(Static):
+class CallStatus(Line):
     def __init__(self, clock=time.monotonic, **kwargs) -> None:
         super().__init__(**kwargs)
         self.clock = clock  # injectable so snapshots show a fixed timer and countdown
@@ -29,6 +29,7 @@ class CallStatus(Static):
         self.retry_at: float | None = None
         self.connected_since: float | None = None
         self.activity = ""
+        self._key: tuple | None = None
 
     def on_mount(self) -> None:
         self.tick()
@@ -53,11 +54,20 @@ class CallStatus(Static):
         self.tick()
 
     def tick(self) -> None:
-        """Re-render; called a few times a second for the countdown and the timer."""
+        """Re-render; called a few times a second for the countdown and the timer. Builds the
+        text only when what it shows changed (the timer: once a second)."""
+        left = secs = None
+        if self.state == CallState.RECONNECTING and self.attempt and self.retry_at is not None:
+            left = round(max(0.0, self.retry_at - self.clock()), 1)
+        if self.connected_since is not None:
+            secs = max(0, int(self.clock() - self.connected_since))
+        key = (self.state, self.reason, self.retryable, self.attempt, left, secs, self.activity)
+        if key == self._key:
+            return
+        self._key = key
         parts: list = [("● ", STYLES[self.state]),
                        (LABELS.get(self.state, self.state.value), f"bold {STYLES[self.state]}")]
         if self.state == CallState.RECONNECTING and self.attempt and self.retry_at is not None:
-            left = max(0.0, self.retry_at - self.clock())
             parts.append(f"  attempt {self.attempt[0]}/{self.attempt[1]} in {left:.1f} s")
             if self.reason:
                 parts.append(f" ({self.reason})")
@@ -66,8 +76,7 @@ class CallStatus(Static):
             parts += [f": {self.reason or 'unknown'}", (f"  {hint}", "$text-muted")]
         elif self.state in (CallState.IDLE, CallState.ENDED):
             parts.append(("  F2 to call", "$text-muted"))
-        if self.connected_since is not None:
-            secs = max(0, int(self.clock() - self.connected_since))
+        if secs is not None:
             parts.append(f"  {secs // 3600:d}:{secs // 60 % 60:02d}:{secs % 60:02d}" if secs >= 3600
                          else f"  {secs // 60:02d}:{secs % 60:02d}")
         if self.activity:

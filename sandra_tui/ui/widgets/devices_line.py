@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
 from sandra_tui.call.events import DevicesChanged
+from sandra_tui.ui.widgets.line import Line
 
 
-class DevicesLine(Static):
+class DevicesLine(Line):
     def show_description(self, description: str) -> None:
         self.update(Content.styled(description or "no audio device", "$text-muted"))
 

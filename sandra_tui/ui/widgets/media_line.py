@@ -4,10 +4,10 @@ it goes through, the codec and the bitrate both ways."""
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
 from sandra_tui.call.events import MediaPath
 from sandra_tui.ui.toasts import clean
+from sandra_tui.ui.widgets.line import Line
 
 KIND = {"host": "direct (host)", "srflx": "via NAT (srflx)", "prflx": "via NAT (prflx)", "relay": "relayed (TURN)"}
 
@@ -16,7 +16,7 @@ def kbps(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-class MediaLine(Static):
+class MediaLine(Line):
     def on_mount(self) -> None:
         self.show(None)
 

@@ -4,10 +4,11 @@ text-only mode (saying "mic open" there would be a lie)."""
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
+
+from sandra_tui.ui.widgets.line import Line
 
 
-class MicStatus(Static):
+class MicStatus(Line):
     def on_mount(self) -> None:
         self.show(False, False, False)
 

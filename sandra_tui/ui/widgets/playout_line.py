@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
 from sandra_tui.call.events import PlayoutStats
+from sandra_tui.ui.widgets.line import Line
 
 
-class PlayoutLine(Static):
+class PlayoutLine(Line):
     def on_mount(self) -> None:
         self.show(None)
 

@@ -6,15 +6,15 @@ would describe a path that no longer carries anything."""
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
 from sandra_tui.call.events import CallState, Quality
+from sandra_tui.ui.widgets.line import Line
 
 NO_FIGURES = {CallState.RECONNECTING: "quality: no path (reconnecting)",
               CallState.CONNECTING: "quality: connecting", CallState.ACQUIRING_TOKEN: "quality: connecting"}
 
 
-class QualityLine(Static):
+class QualityLine(Line):
     def on_mount(self) -> None:
         self.show(None)
 
