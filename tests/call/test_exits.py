@@ -205,6 +205,10 @@ class Client:
         self.finish()
         time.sleep(GRACE_S)
         left = agents(self.tag)
+        if left:  # say how late they were (the cause differs: slow to close, or never going)
+            gone = wait_for(lambda: not agents(self.tag), 10.0)
+            print(f"{len(left)} agent(s) alive {GRACE_S} s after the client; "
+                  + ("gone within 10 s more" if gone else "still alive 10 s later"))
         for pid, _argv in tagged(self.tag):
             try:
                 os.kill(pid, signal.SIGKILL)
