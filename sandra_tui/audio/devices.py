@@ -127,7 +127,7 @@ def sound_server() -> str:
 
 
 def why_no_devices() -> str:
-    """The sentence for an empty device list: what PortAudio can reach and what is missing."""
+    """Why the device list is empty: what PortAudio can reach, what is missing, what to do."""
     cards = "/proc/asound/cards"
     try:
         with open(cards, encoding="utf-8") as f:
@@ -137,7 +137,7 @@ def why_no_devices() -> str:
         alsa = f"ALSA has no sound card ({cards} is missing)"
     server = sound_server()
     hint = "start PulseAudio or PipeWire" if "not running" in server else "plug in a device"
-    return f"no audio devices found: {server}; {alsa}. To fix: {hint}, then rescan (F8, Ctrl+R in the app). Calls still work as text only."
+    return f"{server}; {alsa}. To fix: {hint}, then rescan"
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -153,7 +153,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(d) for d in devices], indent=2))
     if not devices:
-        print(f"sandra-tui devices: {why_no_devices()}", file=sys.stderr)
+        print(f"sandra-tui devices: no audio devices found: {why_no_devices()} (F8, Ctrl+R in the app). "
+              "Calls still work as text only.", file=sys.stderr)
         return 1
     if args.json:
         return 0

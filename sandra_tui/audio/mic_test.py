@@ -79,24 +79,26 @@ async def play(playout, samples: np.ndarray, volume=None, timeout_s: float = 30.
     frames = len(playback) // FRAME_SAMPLES
     playout.flush()
     played0, gone0 = playout.frames_played, playout.dropped + playout.late
-    sent = 0
+    sent = played = 0
     deadline = time.monotonic() + timeout_s
-    while True:
-        played = playout.frames_played - played0
-        done = played + playout.dropped + playout.late - gone0  # dropped frames are done too
-        if sent == frames and done >= frames:
-            break
-        if time.monotonic() > deadline:
-            raise AudioUnavailable("the speaker stopped playing during the microphone test")
-        # As deep as the buffer's target and no deeper: it starts at its target, and drops
-        # frames when kept above it.
-        while sent < frames and sent - done < max(2, playout.target_frames):
-            # Views of one array: the buffer keeps a reference per frame, not a copy.
-            playout.push(playback[sent * FRAME_SAMPLES:(sent + 1) * FRAME_SAMPLES])
-            sent += 1
-        await asyncio.sleep(FRAME_MS / 1000 / 2)
-    await asyncio.sleep(playout.target_frames * FRAME_MS / 1000)  # the last frames leave the device
-    playout.flush()
+    try:
+        while True:
+            played = playout.frames_played - played0
+            done = played + playout.dropped + playout.late - gone0  # dropped frames are done too
+            if sent == frames and done >= frames:
+                break
+            if time.monotonic() > deadline:
+                raise AudioUnavailable("the speaker stopped playing during the microphone test")
+            # As deep as the buffer's target and no deeper: it starts at its target, and drops
+            # frames when kept above it.
+            while sent < frames and sent - done < max(2, playout.target_frames):
+                # Views of one array: the buffer keeps a reference per frame, not a copy.
+                playout.push(playback[sent * FRAME_SAMPLES:(sent + 1) * FRAME_SAMPLES])
+                sent += 1
+            await asyncio.sleep(FRAME_MS / 1000 / 2)
+        await asyncio.sleep(playout.target_frames * FRAME_MS / 1000)  # the last frames leave the device
+    finally:
+        playout.flush()  # also when cancelled (the dialog closed): nothing of the test plays on
     return played
 
 
