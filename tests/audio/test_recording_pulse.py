@@ -17,7 +17,7 @@ from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState
 from sandra_tui.config.model import Config
 from sandra_tui.ui.app import SandraApp
-from tests.ui.test_history_real import best_correlation
+from tests.ui.test_history_real import best_correlation, windowed_correlation
 
 RATE = 48000
 
@@ -27,27 +27,6 @@ def chirp(seconds: float = 3.0) -> np.ndarray:
     t = np.arange(int(RATE * seconds)) / RATE
     signal = 0.3 * np.sin(2 * np.pi * (300 + 400 * t) * t) + 0.05 * rng.standard_normal(len(t))
     return (signal * 32767).astype(np.int16)
-
-
-def windowed_correlation(haystack: np.ndarray, needle: np.ndarray, window_s: float = 0.1) -> float:
-    """The median, over `window_s` pieces of `needle`, of each piece's best normalised match
-    anywhere in `haystack` (energy-normalised locally). One lag for a whole signal is undone by
-    a frame the capture or the playout dropped on a busy machine (measured under stress-ng
-    --cpu 2: 0.16 whole, 0.49 with 0.5 s pieces); 100 ms pieces mostly hold none."""
-    h = haystack.astype(np.float64)
-    energy = np.concatenate([[0.0], np.cumsum(h * h)])
-    n = int(RATE * window_s)
-    size = 1 << (len(h) + n - 1).bit_length()
-    spectrum = np.fft.rfft(h, size)
-    scores = []
-    for start in range(0, len(needle) - n + 1, n):
-        piece = needle[start:start + n].astype(np.float64)
-        if np.sqrt(np.mean(piece * piece)) < 100:
-            continue  # (near) silence matches nothing
-        xc = np.fft.irfft(spectrum * np.conj(np.fft.rfft(piece, size)), size)[: len(h) - n + 1]
-        local = np.sqrt(np.maximum(energy[n:] - energy[:-n], 1e-9))
-        scores.append(float(np.max(np.abs(xc) / (local * np.linalg.norm(piece)))))
-    return float(np.median(scores)) if scores else 0.0
 
 
 async def wait_until(predicate, pilot, timeout=20.0):
