@@ -210,3 +210,48 @@ def test_why_no_devices_tells_a_running_server_from_a_stale_socket(pulse, tmp_pa
     s.close()  # the file stays, nobody listens: what a crashed server leaves
     monkeypatch.setenv("PULSE_SERVER", f"unix:{stale}")
     assert sound_server().startswith(f"PulseAudio is not running ({stale}: ")
+
+
+async def test_the_audio_dialog_drives_the_real_engine_by_keys(pulse, asoundrc, tmp_path):
+    """F8 on the real controller and devices: Ctrl+R finds a device defined after start, the
+    levels typed reach the engine, Ctrl+T records and plays back through PulseAudio."""
+    from textual.widgets import Input
+
+    from sandra_tui.call.controller import CallController
+    from sandra_tui.config.model import Config
+    from sandra_tui.ui.app import SandraApp
+    from sandra_tui.ui.screens.mic_test import MicTestScreen
+    from tests.ui.helpers import wait_until
+
+    engine = AudioEngine(DeviceAudio(echo_cancellation=False))
+    controller = CallController(Config(ice={"stun": []}, telemetry={"enabled": False}), audio=engine)
+    app = SandraApp(controller, autostart=False, monitor_loop_lag=False)
+    app.config_path = tmp_path / "config.toml"
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("f8")
+            picker = app.screen
+            asoundrc()
+            await pilot.press("ctrl+r")
+            await wait_until(lambda: any(d.name == "sandra_headset" for d in picker.devices), pilot, timeout=10)
+            field = picker.query_one("#devices-gain", Input)
+            field.focus()
+            await pilot.press("end", "backspace", "backspace", "backspace", "1", "5", "0")
+            await pilot.pause()
+            assert engine.gain.value == 1.5
+            player = pulse.play_into_mic(speech_like(2.0, amplitude=6000))
+            await pilot.press("ctrl+t")
+            await wait_until(lambda: isinstance(app.screen, MicTestScreen), pilot)
+            await wait_until(lambda: app.screen.result is not None or app.screen.error, pilot, timeout=20)
+            player.wait(5)
+            result, error = app.screen.result, app.screen.error
+            await pilot.press("escape")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+    finally:
+        await controller.close()
+    assert not error, error
+    print(f"mic test by keys: {result.summary()} ({result.played_frames} frames played back)")
+    assert result.played_frames >= 145 and result.peak_dbfs > -20  # 6000 at gain 1.5: -11 dBFS
+    assert "mic_gain = 1.5" in (tmp_path / "config.toml").read_text()
