@@ -221,18 +221,20 @@ class AudioEngine:
         headset plugged in since is listed. Its streams die with it, so ours are closed first
         and reopened on the same choice (or the default when that one is gone): a call hears
         a fraction of a second of silence."""
-        await self._on_worker(self._rescan)
+        for kind, message in await self._on_worker(self._rescan):
+            self._notice(message, f"rescan-{kind}")  # here, on the loop: listeners are not thread-safe
         if self.devices is not None:
             self.description = self.devices.describe()
-            self._publish_devices("rescanned")
+            self._publish_devices("")  # not a warning: the picker says what it found
 
-    def _rescan(self) -> None:
+    def _rescan(self) -> list[tuple[str, str]]:
         from sandra_tui.audio.devices import reinitialize
 
         devices = self.devices
+        found: list[tuple[str, str]] = []
         if devices is None:
             reinitialize()  # text only: nothing open; the next list is fresh
-            return
+            return found
         with devices._lock:  # our DeviceAudio's own lock: no check or switch in between
             wanted = (devices.wanted_input, devices.wanted_output)
             devices.close()
@@ -242,9 +244,10 @@ class AudioEngine:
                 try:
                     devices.switch(*args)
                 except AudioUnavailable as exc:
-                    self._notice(f"{exc}; using the default {kind}", f"rescan-{kind}")
+                    found.append((kind, f"{exc}; using the default {kind}"))
                     devices.switch(*(("", None) if kind == "input" else (None, "")))
                     # switch() remembered "" as wanted; the config keeps the operator's choice
+        return found
 
     def set_output_volume(self, value: float) -> float:
         return self.volume.set(value)

@@ -92,6 +92,13 @@ async def test_rescan_lists_a_device_added_after_start_and_the_streams_keep_flow
         assert heard and np.abs(np.concatenate(heard).astype(np.int32)).max() > 4000
         await engine.switch_devices("sandra_headset", None)  # the new device can be used
         assert devices.input_name == "sandra_headset"
+        # Unplugged again: the rescan falls back to the default, and says so once.
+        notices = []
+        engine.notice_listeners.append(notices.append)
+        os.unlink(os.path.join(os.environ["HOME"], ".asoundrc"))
+        await engine.rescan_devices()
+        assert devices.input_name == "default" and devices.mic is not None and devices.speaker is not None
+        assert notices == ["no input device matches 'sandra_headset'; using the default input"]
     finally:
         await engine.close()
 
