@@ -17,7 +17,7 @@ bench-full:
 	scripts/bench.sh --full
 
 screenshots:
-	.venv/bin/python scripts/screenshots.py
+	PYTHONPATH=$(CURDIR) .venv/bin/python scripts/screenshots.py
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache

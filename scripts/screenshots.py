@@ -26,6 +26,8 @@ SHOTS = [  # (file name, scene, size)
     ("ice-editor", "ice-editor-masked", (100, 30)),
     ("ice-editor-error", "ice-editor-error", (100, 30)),
     ("devices", "devices", (100, 30)),
+    ("devices-80x24", "devices", (80, 24)),
+    ("mic-test", "mic-test", (100, 30)),
     ("help", "help", (100, 30)),
     ("history", "history", (100, 30)),
     ("session-settings", "session-settings", (100, 30)),

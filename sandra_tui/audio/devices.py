@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -53,6 +54,18 @@ def list_devices() -> list[Device]:
     return out
 
 
+def reinitialize() -> None:
+    """Start PortAudio again so it lists the devices the machine has now (it reads them once,
+    at start). Every stream of this process must be closed first: they die with it."""
+    from sandra_tui.shims.sounddevice import restart_portaudio
+
+    sd = _sounddevice()
+    try:
+        restart_portaudio(sd)
+    except Exception as exc:  # noqa: BLE001 - PortAudio reports every failure its own way
+        raise AudioUnavailable(f"cannot restart PortAudio: {exc}") from None
+
+
 def fresh_devices(timeout_s: float = 20.0) -> list[Device] | None:
     """The devices as a new PortAudio sees them now, or None when that could not be asked.
 
@@ -86,18 +99,65 @@ def find_device(devices: list[Device], wanted: str, kind: str) -> Device | None:
         next((d for d in usable if lowered in d.name.lower()), None)
 
 
+def _pulse_socket() -> str:
+    server = os.environ.get("PULSE_SERVER", "")
+    if server.startswith("unix:"):
+        return server[5:]
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return os.path.join(runtime, "pulse", "native")
+
+
+def sound_server() -> str:
+    """Whether a PulseAudio (or PipeWire's pulse) server answers, in a few words."""
+    server = os.environ.get("PULSE_SERVER", "")
+    if server and not server.startswith("unix:"):
+        return f"PulseAudio at {server} (not checked)"
+    path = _pulse_socket()
+    if not os.path.exists(path):
+        return f"PulseAudio is not running (no socket at {path})"
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError as exc:
+        return f"PulseAudio is not running ({path}: {exc.strerror or exc})"
+    finally:
+        probe.close()
+    return f"PulseAudio is running ({path})"
+
+
+def why_no_devices() -> str:
+    """Why the device list is empty: what PortAudio can reach, what is missing, what to do."""
+    cards = "/proc/asound/cards"
+    try:
+        with open(cards, encoding="utf-8") as f:
+            text = f.read()
+        alsa = "ALSA has no sound card" if "no soundcards" in text or not text.strip() else "ALSA lists a card"
+    except OSError:
+        alsa = f"ALSA has no sound card ({cards} is missing)"
+    server = sound_server()
+    hint = "start PulseAudio or PipeWire" if "not running" in server else "plug in a device"
+    return f"{server}; {alsa}. To fix: {hint}, then rescan"
+
+
 def run_cli(args: argparse.Namespace) -> int:
+    """Text and --json agree: exit 1 with the reason on stderr when there is nothing to use
+    (--json still prints its list, [] then, so a script can parse stdout either way)."""
     try:
         devices = list_devices()
     except AudioUnavailable as exc:
-        print(f"sandra-tui devices: {exc}", file=sys.stderr)
+        if args.json:
+            print("[]")
+        print(f"sandra-tui devices: {exc}. Calls still work as text only.", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps([asdict(d) for d in devices], indent=2))
-        return 0
     if not devices:
-        print("no audio devices found")
+        print(f"sandra-tui devices: no audio devices found: {why_no_devices()} (F8, Ctrl+R in the app). "
+              "Calls still work as text only.", file=sys.stderr)
         return 1
+    if args.json:
+        return 0
     for d in devices:
         marks = ("in" if d.max_input_channels else "  ") + ("/out" if d.max_output_channels else "    ")
         default = " (default input)" if d.default_input else ""

@@ -18,7 +18,8 @@ from collections import deque
 import numpy as np
 
 from sandra_tui.audio.devices import AudioUnavailable
-from sandra_tui.audio.frames import SILENCE_DBFS, peak_dbfs, rms_dbfs
+from sandra_tui.audio.frames import FRAME_MS, SILENCE_DBFS, peak_dbfs, rms_dbfs
+from sandra_tui.audio.gain import GAIN_RANGE, VOLUME_RANGE, Gain
 from sandra_tui.audio.playout import PlayoutBuffer
 from sandra_tui.audio.sinks import RemoteDrain, Sink
 from sandra_tui.audio.sources import MicTrack, SilenceSource, Source
@@ -82,7 +83,7 @@ class Notices:
 class AudioEngine:
     def __init__(self, source: Source | None = None, sinks: list[Sink] | None = None,
                  push_to_talk: bool = False, description: str = "no audio device",
-                 playout: PlayoutBuffer | None = None) -> None:
+                 playout: PlayoutBuffer | None = None, output_volume: float = 1.0, mic_gain: float = 1.0) -> None:
         self.source = source or SilenceSource()
         self.sinks = list(sinks or [])
         self.playout = playout if playout is not None else getattr(self.source, "playout", None)
@@ -107,6 +108,9 @@ class AudioEngine:
         # One thread for all device work: switch and fallback never swap streams at once.
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandra-audio")
         self._worker_open = True
+        self.volume = Gain(output_volume, VOLUME_RANGE)  # on what the speaker plays
+        self.gain = Gain(mic_gain, GAIN_RANGE)  # on what is sent (and recorded, and tested)
+        self.mic_test_running = False
 
     @property
     def devices(self):
@@ -132,6 +136,8 @@ class AudioEngine:
             devices.trace = trace
 
     def _on_mic(self, samples: np.ndarray) -> None:
+        # In place: MicTrack sends the very array it hands here (a copy of the device's frame).
+        self.gain.apply(samples)
         if self.trace is not None and self.sending():
             self.trace.mark("sent", samples)
         self._last_in = samples if self.sending() else None
@@ -159,14 +165,17 @@ class AudioEngine:
         self.frames_received += 1
         if self.trace is not None:
             self.trace.mark("received", samples)
-        if self.playout is not None:
-            self.playout.push(samples, pts)
         for sink in self.sinks:
             sink.write(samples)
         self._last_out = samples
         if self.output_listeners:
             _call_all(self.output_listeners, samples)
         self._maybe_levels()
+        if self.playout is not None:
+            # The volume last and in place (the decoder made this frame for us alone): files,
+            # the recording and the meters keep what Sandra sent; the speaker and the echo
+            # canceller's reference get what is played.
+            self.playout.push(self.volume.apply(samples), pts)
 
     @property
     def frames_played(self) -> int:
@@ -203,6 +212,63 @@ class AudioEngine:
         await self._on_worker(devices.switch, input_device, output_device)  # opening a device can block
         self.description = devices.describe()
         self._publish_devices("")
+
+    async def rescan_devices(self) -> None:
+        """PortAudio reads the machine's devices once, when it starts: start it again so a
+        headset plugged in since is listed. Its streams die with it, so ours are closed first
+        and reopened on the same choice (or the default when that one is gone): a call hears
+        a fraction of a second of silence."""
+        for kind, message in await self._on_worker(self._rescan):
+            self._notice(message, f"rescan-{kind}")  # here, on the loop: listeners are not thread-safe
+        if self.devices is not None:
+            self.description = self.devices.describe()
+            self._publish_devices("")  # not a warning: the picker says what it found
+
+    def _rescan(self) -> list[tuple[str, str]]:
+        from sandra_tui.audio.devices import reinitialize
+
+        devices = self.devices
+        found: list[tuple[str, str]] = []
+        if devices is None:
+            reinitialize()  # text only: nothing open; the next list is fresh
+            return found
+        with devices._lock:  # our DeviceAudio's own lock: no check or switch in between
+            wanted = (devices.wanted_input, devices.wanted_output)
+            devices.close()
+            reinitialize()
+            for kind, choice in zip(("input", "output"), wanted):
+                args = (choice, None) if kind == "input" else (None, choice)
+                try:
+                    devices.switch(*args)
+                except AudioUnavailable as exc:
+                    found.append((kind, f"{exc}; using the default {kind}"))
+                    devices.switch(*(("", None) if kind == "input" else (None, "")))
+                    # switch() remembered "" as wanted; the config keeps the operator's choice
+        return found
+
+    def set_output_volume(self, value: float) -> float:
+        return self.volume.set(value)
+
+    def set_mic_gain(self, value: float) -> float:
+        return self.gain.set(value)
+
+    async def mic_test(self, seconds: float = 3.0, on_phase=None):
+        """Record `seconds` from the microphone and play them back (sandra_tui.audio.mic_test).
+        Not during a call: it would take the call's microphone frames."""
+        from sandra_tui.audio.mic_test import run_mic_test
+
+        devices = self.devices
+        if devices is None:
+            raise AudioUnavailable("no microphone: this session is text only")
+        if self._drain is not None:
+            raise AudioUnavailable("hang up first: the test needs the microphone and speaker to itself")
+        if self.mic_test_running:
+            raise AudioUnavailable("a microphone test is already running")
+        self.mic_test_running = True
+        try:
+            return await run_mic_test(devices, seconds, gain=self.gain, volume=self.volume, on_phase=on_phase)
+        finally:
+            self.mic_test_running = False
 
     def _publish_devices(self, reason: str) -> None:
         devices = self.devices
@@ -308,8 +374,8 @@ def build_engine(audio_config, *, use_devices: bool = True, device_rate: int = 0
                                   noise_suppression=audio_config.noise_suppression,
                                   playout_target_ms=audio_config.playout_target_ms, device_rate=device_rate,
                                   block_ms=audio_config.block_ms)
-            return AudioEngine(devices, push_to_talk=audio_config.push_to_talk,
-                               description=devices.describe()), None
+            return AudioEngine(devices, push_to_talk=audio_config.push_to_talk, description=devices.describe(),
+                               output_volume=audio_config.output_volume, mic_gain=audio_config.mic_gain), None
         except AudioUnavailable as exc:
             reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - PortAudio/ALSA fail in creative ways; never a traceback
@@ -318,5 +384,5 @@ def build_engine(audio_config, *, use_devices: bool = True, device_rate: int = 0
     else:
         reason = None
     message = f"No audio device: {reason}. Text chat and the transcript still work." if reason else None
-    return AudioEngine(push_to_talk=audio_config.push_to_talk,
-                       description="no audio device (text only)"), message
+    return AudioEngine(push_to_talk=audio_config.push_to_talk, description="no audio device (text only)",
+                       output_volume=audio_config.output_volume, mic_gain=audio_config.mic_gain), message

@@ -316,13 +316,18 @@ async def read_media_path(conn: Connection, now: float | None = None):
     if codecs:
         c = codecs[0]
         codec = f"{c.mimeType.split('/')[-1].lower()}/{c.clockRate}" + (f"/{c.channels}" if c.channels else "")
-    rx = tx = 0
+    rx = tx = transport_rx = 0
     for stats in (await pc.getStats()).values():
         kind = getattr(stats, "type", "")
         if kind == "inbound-rtp":
             rx += getattr(stats, "bytesReceived", 0) or 0
         elif kind == "outbound-rtp":
             tx += getattr(stats, "bytesSent", 0) or 0
+        elif kind == "transport":
+            transport_rx += getattr(stats, "bytesReceived", 0) or 0
+    # aiortc 1.16's inbound-rtp counts packets, not bytes (rx read 0 kbit/s on a real call with
+    # Sandra talking): the bundled transport's count stands in (RTP, RTCP and the data channel).
+    rx = rx or transport_rx
     now = time.monotonic() if now is None else now
     prev = getattr(conn, "_media_prev", None)
     conn._media_prev = (now, rx, tx)

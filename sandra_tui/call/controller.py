@@ -380,12 +380,12 @@ class CallController:
         return ("Applied now; the voice from the next call (locked after the first reply)." if locked
                 else "Applied now.")
 
-    def rescan_devices(self):
-        """A fresh device list (the engine's rescan when it has one: PortAudio keeps the list it
-        read at start)."""
+    async def rescan_devices(self):
+        """A fresh device list: the engine restarts PortAudio (it keeps the list it read at
+        start) and reopens the streams on the same choice."""
         rescan = getattr(self.audio, "rescan_devices", None)
         if rescan is not None:
-            rescan()
+            await rescan()
         return self.list_devices()
 
     @property
@@ -419,6 +419,23 @@ class CallController:
             self._emit(RecordingChanged(False, str(recorder.path), recorder.dropped))
             return str(recorder.path)
         return str(recorder.path) if recorder else ""
+
+    # -- audio levels and the microphone test (issue #20) ---------------------------------------
+    def set_audio_levels(self, output_volume: float | None = None, mic_gain: float | None = None) -> None:
+        """Output volume (0-2) and microphone gain (0-4), applied at once and kept in the config."""
+        if output_volume is not None:
+            self.config.audio.output_volume = self.audio.set_output_volume(output_volume)
+        if mic_gain is not None:
+            self.config.audio.mic_gain = self.audio.set_mic_gain(mic_gain)
+
+    async def mic_test(self, seconds: float = 3.0, on_phase=None):
+        """Record `seconds` from the microphone and play them back (a MicTestResult); raises
+        AudioUnavailable with a plain reason (text only, a call is up, the device is silent)."""
+        if self.state not in (CallState.IDLE, CallState.FAILED, CallState.ENDED):
+            from sandra_tui.audio.devices import AudioUnavailable
+
+            raise AudioUnavailable("hang up first: the test needs the microphone and speaker to itself")
+        return await self.audio.mic_test(seconds, on_phase)
 
 
 __all__ = ["CallController", "PathDead", "open_peer_connections"]

@@ -161,7 +161,19 @@ class ControllerPort:
         return await self._run(lambda: device_infos(self._controller.list_devices()))
 
     async def rescan_devices(self):
-        return await self._run(lambda: device_infos(self._controller.rescan_devices()))
+        async def on_call_loop():  # the engine restarts PortAudio and reopens its streams
+            return device_infos(await self._controller.rescan_devices())
+
+        return await self._run(on_call_loop)
+
+    async def set_audio_levels(self, output_volume: float | None = None, mic_gain: float | None = None) -> None:
+        try:
+            await self._command("set_audio_levels", output_volume, mic_gain)
+        finally:
+            self._config = await self._run(self._call_config)
+
+    async def mic_test(self, seconds: float = 3.0, on_phase=None):
+        return await self._command("mic_test", seconds, on_phase)
 
     async def set_devices(self, input_device: str | None = None, output_device: str | None = None) -> None:
         try:

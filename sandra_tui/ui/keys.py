@@ -53,8 +53,10 @@ ICE_EDITOR_KEYS = (
 )
 DEVICE_KEYS = (
     ("Tab", "Switch between the microphone and speaker lists"),
-    ("Ctrl+R", "Rescan the machine's devices"),
-    ("Ctrl+S", "Use the highlighted devices and save them"),
+    ("Ctrl+R", "Rescan the machine's devices (a headset plugged in since start)"),
+    ("Ctrl+T", "Microphone test: record 3 s, then hear them played back"),
+    ("Volume % / Mic gain %", "Output volume 0-200, microphone gain 0-400: applied as typed"),
+    ("Ctrl+S", "Use the highlighted devices and levels, and save them"),
     ("Esc", "Cancel"),
 )
 HISTORY_KEYS = (

@@ -79,6 +79,9 @@ class FakeController:
         self._snapshots = HistorySnapshots(self.history)
         self.call_logger = None
         self.can_record = True
+        self.mic_error = ""  # mic_test raises AudioUnavailable with this
+        self.mic_peak_dbfs = -12.0  # the level mic_test reports
+        self.mic_gate = None
 
     # -- reads, as CallPort ----------------------------------------------------------------------
     def audio_status(self) -> AudioStatus:
@@ -249,6 +252,34 @@ class FakeController:
         names = (self.config.audio.input_device or "default", self.config.audio.output_device or "default")
         self.audio.description = f"in {names[0]} · out {names[1]}"
         self.emit(DevicesChanged(*names))
+
+    # -- audio levels and the microphone test, as CallController --------------------------------
+    async def set_audio_levels(self, output_volume: float | None = None, mic_gain: float | None = None) -> None:
+        self.commands.append(f"levels:{output_volume},{mic_gain}")
+        if output_volume is not None:
+            self.config.audio.output_volume = output_volume
+        if mic_gain is not None:
+            self.config.audio.mic_gain = mic_gain
+
+    async def mic_test(self, seconds: float = 3.0, on_phase=None):
+        """Answers at once with a fixed result (or raises `mic_error`); `mic_gate`, when set, is
+        an asyncio.Event the test waits on while "recording" (for a picture of that phase)."""
+        import numpy as np
+
+        from sandra_tui.audio.mic_test import MicTestResult, verdict
+
+        self.commands.append(f"mic_test:{seconds}")
+        if self.mic_error:
+            raise AudioUnavailable(self.mic_error)
+        if on_phase is not None:
+            on_phase("recording")
+        if self.mic_gate is not None:
+            await self.mic_gate.wait()
+        if on_phase is not None:
+            on_phase("playing")
+        peak = self.mic_peak_dbfs
+        return MicTestResult(seconds, peak, peak - 9, int(seconds * 50), seconds, seconds + 0.04, verdict(peak),
+                             np.zeros(int(seconds * 48000), dtype=np.int16))
 
     # -- scripting helpers -----------------------------------------------------------------------
     def drop(self) -> None:

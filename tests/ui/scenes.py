@@ -178,6 +178,17 @@ async def devices(pilot) -> None:
     await _open(pilot, "f8")
 
 
+async def mic_test(pilot) -> None:
+    """The Audio dialog's microphone test, finished: level and verdict."""
+    await _open(pilot, "f8")
+    await pilot.press("ctrl+t")
+    for _ in range(100):
+        if "Recorded" in str(pilot.app.screen.query_one("#mic-test-result").render()):
+            break
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
 async def help_screen(pilot) -> None:
     await _open(pilot, "f1")
 
@@ -228,6 +239,7 @@ SCENES = {
     "ice-editor-masked": ice_editor_masked,
     "ice-editor-revealed": ice_editor_revealed,
     "devices": devices,
+    "mic-test": mic_test,
     "help": help_screen,
     "session-settings": session_settings,
     "history": history_screen,

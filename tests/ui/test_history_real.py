@@ -33,6 +33,27 @@ def best_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(xc)) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
 
 
+def windowed_correlation(haystack: np.ndarray, needle: np.ndarray, window_s: float = 0.1) -> float:
+    """The median, over `window_s` pieces of `needle`, of each piece's best normalised match
+    anywhere in `haystack` (energy-normalised locally). One lag for a whole signal is undone by
+    a frame the capture or the playout dropped on a busy machine (measured under stress-ng
+    --cpu 2: 0.16 whole, 0.49 with 0.5 s pieces); 100 ms pieces mostly hold none."""
+    h = haystack.astype(np.float64)
+    energy = np.concatenate([[0.0], np.cumsum(h * h)])
+    n = int(48000 * window_s)
+    size = 1 << (len(h) + n - 1).bit_length()
+    spectrum = np.fft.rfft(h, size)
+    scores = []
+    for start in range(0, len(needle) - n + 1, n):
+        piece = needle[start:start + n].astype(np.float64)
+        if np.sqrt(np.mean(piece * piece)) < 100:
+            continue  # (near) silence matches nothing
+        xc = np.fft.irfft(spectrum * np.conj(np.fft.rfft(piece, size)), size)[: len(h) - n + 1]
+        local = np.sqrt(np.maximum(energy[n:] - energy[:-n], 1e-9))
+        scores.append(float(np.max(np.abs(xc) / (local * np.linalg.norm(piece)))))
+    return float(np.median(scores)) if scores else 0.0
+
+
 def mic_wav(path, seconds=3.0) -> np.ndarray:
     rng = np.random.default_rng(7)
     t = np.arange(int(48000 * seconds)) / 48000
@@ -100,7 +121,12 @@ async def test_a_real_call_is_saved_exported_and_recorded(agent_server, tmp_path
     assert channels == 2 and rate == 48000
     left, right = samples[0::2], samples[1::2]
     speaker, _, _ = read_wav(tmp_path / "speaker.wav")
-    assert best_correlation(left, mic) > 0.8
     assert np.abs(speaker).max() > 1000, "Sandra said nothing audible"
-    assert best_correlation(right, speaker) > 0.8
-    assert best_correlation(left, speaker) < 0.5  # the channels are not mixed up
+    # In 100 ms pieces: the right channel is on the wall clock (silence fills between frames)
+    # while the speaker file is frames end to end, so one lag for the whole call does not hold
+    # (0.52 measured, on the base commit too).
+    mic_left, sandra_right = windowed_correlation(left, mic), windowed_correlation(right, speaker)
+    crossed = windowed_correlation(left, speaker)
+    print(f"recording: left~mic {mic_left:.3f}, right~speaker {sandra_right:.3f}, left~speaker {crossed:.3f}")
+    assert mic_left > 0.8 and sandra_right > 0.8
+    assert crossed < 0.5  # the channels are not mixed up

@@ -14,7 +14,7 @@ def test_scene_80x24(snap_compare, scene):
     assert snap_compare(make_app(), run_before=SCENES[scene], terminal_size=(80, 24))
 
 
-@pytest.mark.parametrize("scene", ["connected", "ice-editor-masked", "devices", "session-settings", "history"])
+@pytest.mark.parametrize("scene", ["connected", "ice-editor-masked", "devices", "mic-test", "session-settings", "history"])
 def test_scene_120x40(snap_compare, scene):
     assert snap_compare(make_app(), run_before=SCENES[scene], terminal_size=(120, 40))
 
