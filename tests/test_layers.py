@@ -23,6 +23,9 @@ FORBIDDEN = {
               "sandra_tui.wire", "sandra_tui.media", "sandra_tui.config", "textual"},
 }
 
+# The Textual shim is Textual's own module by nature; only sandra_tui/ui may import it (below).
+ALLOWED = {"sandra_tui/shims/textual.py": {"textual"}}
+
 
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -38,11 +41,27 @@ def imported_modules(path: Path) -> set[str]:
 def violations(package: str) -> list[str]:
     bad = []
     for path in sorted((PKG / package).rglob("*.py")):
+        allowed = ALLOWED.get(str(path.relative_to(PKG.parent)), set())
         for name in imported_modules(path):
-            for banned in FORBIDDEN[package]:
+            for banned in FORBIDDEN[package] - allowed:
                 if name == banned or name.startswith(banned + "."):
                     bad.append(f"{path.relative_to(PKG.parent)} imports {name}")
     return bad
+
+
+def imports_textual_shim(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import) and any(a.name == "sandra_tui.shims.textual" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module == "sandra_tui.shims.textual" or (
+                node.module == "sandra_tui.shims" and any(a.name == "textual" for a in node.names))):
+            return True
+    return False
+
+
+def test_only_the_ui_imports_the_textual_shim():
+    users = [str(p.relative_to(PKG.parent)) for p in PKG.rglob("*.py") if imports_textual_shim(p)]
+    assert users and all(u.startswith("sandra_tui/ui/") for u in users), users
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))

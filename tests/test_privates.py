@@ -28,6 +28,7 @@ ATTR_FUNCS = {"getattr", "setattr", "hasattr", "delattr"}
 ALLOWED = {
     ("sandra_tui/ui/run.py", "_loop"): "Textual's App._loop (a Textual private: the UI's to replace)",
     ("sandra_tui/audio/engine.py", "_task"): "audio/sinks.RemoteDrain's own task",
+    ("sandra_tui/audio/engine.py", "_lock"): "audio/device_audio.DeviceAudio's own lock (the rescan holds it)",
 }
 
 
