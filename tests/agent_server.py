@@ -84,6 +84,7 @@ class ServeProcess:
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.start_seconds = 0.0
+        self.start_cpu_seconds = 0.0  # user + system CPU until ready: what start-up costs, load or not
 
     def start(self, timeout: float = 15.0) -> "ServeProcess":
         started = time.monotonic()
@@ -97,6 +98,7 @@ class ServeProcess:
                 raise RuntimeError("serve did not become ready")
             time.sleep(0.01)
         self.start_seconds = time.monotonic() - started
+        self.start_cpu_seconds = cpu_seconds(self.proc.pid)
         self.url = self.ready.read_text().strip()
         return self
 
@@ -105,3 +107,11 @@ class ServeProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used (/proc/PID/stat fields 14 and 15)."""
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

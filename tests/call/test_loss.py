@@ -51,11 +51,14 @@ async def test_five_percent_loss_and_jitter_keep_the_call_up(agent_server, udp_l
     rec = Recorder(controller)
     await controller.start()
     await rec.wait_state(CallState.CONNECTED, timeout=20)  # the handshake itself goes through the loss
+    # Counted from here: on a loaded machine a handshake through 5% loss can outlast the connect
+    # timeout once and be retried (seen at load average 10); the call, once up, must stay up.
+    connected_at = len(rec.events)
     try:
         await agent_server.faults(rtp_jitter_ms=40)
         await controller.send_text("say something while the network is bad")
         await asyncio.sleep(12)
-        assert rec.of(ReconnectAttempt) == []
+        assert [e for e in rec.events[connected_at:] if isinstance(e, ReconnectAttempt)] == []
         assert controller.state == CallState.CONNECTED
         lost = dropped()
         quality = rec.of(Quality)[-1]

@@ -21,7 +21,10 @@ async def test_serve_starts_fast_serves_a_call_and_logs_one_line_per_call(tmp_pa
     proc = ServeProcess("--faults", env={"OPENAI_API_KEY": "sk-should-never-leak-000"})
     await asyncio.to_thread(proc.start)
     try:
-        assert proc.start_seconds < 2.0, proc.start_seconds
+        # CPU, not wall time: under stress-ng the wall time measures the machine (2.3 s at load
+        # average 10 for a start that costs ~1 s of CPU); 10 s of wall time is a hang.
+        print(f"serve ready after {proc.start_seconds:.2f} s, {proc.start_cpu_seconds:.2f} s of CPU")
+        assert proc.start_cpu_seconds < 1.5 and proc.start_seconds < 10, (proc.start_cpu_seconds, proc.start_seconds)
         assert proc.url.startswith("http://127.0.0.1:") and proc.ready.read_text().strip() == proc.url
         client = RawClient(proc.url)
         try:
