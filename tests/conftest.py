@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -111,3 +112,21 @@ def silent_udp():
     yield make
     for s in sockets:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def pulse():
+    """A private PulseAudio server (null sinks for mic and speaker) this process's PortAudio uses;
+    one per session, shared by tests/audio and tests/agent (PortAudio reads the server once)."""
+    from tests.pulse import Pulse
+
+    require(shutil.which("pulseaudio") is not None and shutil.which("pacat") is not None,
+            "PulseAudio (apt install pulseaudio pulseaudio-utils libasound2-plugins)")
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as exc:
+        require(False, f"PortAudio (apt install libportaudio2): {exc}")
+    server = Pulse().start()
+    server.use_in_process()
+    yield server
+    server.stop()

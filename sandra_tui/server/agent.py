@@ -31,7 +31,7 @@ from sandra_tui.server.agent_replies import Replies
 from sandra_tui.server.agent_session import BadEvent, default_session, new_id  # noqa: F401 - re-exported
 from sandra_tui.server.audio_track import FRAME, SAMPLE_RATE, AgentAudioTrack
 from sandra_tui.server.faults import Faults
-from sandra_tui.server.vad import BARGE_IN_FRAMES, FRAME_MS, ONSET_FRAMES, Vad
+from sandra_tui.server.vad import BARGE_IN_FRAMES, FRAME_MS, MAX_ONSET_SPAN, ONSET_FRAMES, Vad
 from sandra_tui.shims import aiortc as aiortc_shim
 
 log = logging.getLogger("sandra_tui.server.agent")
@@ -167,7 +167,7 @@ class LocalAgentCall(Replies, ClientEvents):
         return self.session["audio"]["input"].get("turn_detection")
 
     def _prefix_frames(self) -> int:
-        return self.vad.prefix_padding_ms // FRAME_MS + BARGE_IN_FRAMES  # + the loud frames of the onset
+        return self.vad.prefix_padding_ms // FRAME_MS + MAX_ONSET_SPAN  # + the frames of the onset
 
     def _resize_prefix(self) -> None:
         self._prefix = deque(self._prefix, maxlen=self._prefix_frames())
@@ -203,7 +203,7 @@ class LocalAgentCall(Replies, ClientEvents):
         if event.kind == "speech_started":
             self._user_item = new_id("item")
             # the frames that triggered the VAD went to the prefix: the speech starts onset frames back
-            onset = self.vad.onset_frames
+            onset = self.vad.onset_span
             lead = (list(self._prefix) + list(self._utterance))[-(self.vad.prefix_padding_ms // FRAME_MS + onset):]
             self._utterance.clear()
             self._utterance.extend(lead)

@@ -24,6 +24,11 @@ ONSET_FRAMES = 2  # 40 ms of speech before a turn starts: a click is not speech
 # 300 ms of speech, as LiveKit's min_interruption_duration asks: what an echo canceller leaves of
 # her voice comes in bursts of 100-200 ms, and each one cut her off (1 false start in 2 calls).
 BARGE_IN_FRAMES = 15
+# ...counted across the short pauses inside speech (webrtcvad calls some frames of a word, and
+# the breath between two words, non-speech): a run of 300 ms without any would only start at a
+# phrase's third word ("check booking five six seven eight" was heard as "seven eight").
+ONSET_GAP_FRAMES = 5
+MAX_ONSET_SPAN = BARGE_IN_FRAMES * (1 + ONSET_GAP_FRAMES)  # frames an onset can cover, pauses included
 EAGERNESS_SILENCE_MS = {"low": 8000, "medium": 4000, "auto": 4000, "high": 2000}
 EARLY_END_MS = {"low": 1200, "medium": 700, "auto": 700, "high": 400}
 
@@ -56,6 +61,8 @@ class Vad:
         self._quiet_ms = 0
         self.speech_start_ms = 0
         self.onset_frames = ONSET_FRAMES  # the agent raises it while its reply plays (barge-in)
+        self.onset_span = 0  # frames from the onset's first speech frame to the one that started the turn
+        self._gap = 0
 
     def configure(self, threshold: float, prefix_padding_ms: int, silence_duration_ms: int,
                   eagerness: str | None = None) -> None:
@@ -81,6 +88,7 @@ class Vad:
         self.complete = False
         self._loud_run = 0
         self._quiet_ms = 0
+        self._gap = self.onset_span = 0
 
     def is_speech(self, samples: np.ndarray) -> bool:
         if len(samples) != RATE * FRAME_MS // 1000:
@@ -101,18 +109,28 @@ class Vad:
         self.clock_ms += FRAME_MS
         speech = self.is_speech(samples)
         if not self.speaking:
-            self._loud_run = self._loud_run + 1 if speech else 0
+            max_gap = ONSET_GAP_FRAMES if self.onset_frames > ONSET_FRAMES else 0
+            if speech:
+                self._loud_run += 1
+                self._gap = 0
+            elif self._loud_run:
+                self._gap += 1
+                if self._gap > max_gap:
+                    self._loud_run = self._gap = self.onset_span = 0
+            if self._loud_run:
+                self.onset_span += 1
             if self._loud_run >= self.onset_frames:
                 self.speaking = True
                 self.complete = False
                 self._quiet_ms = 0
-                self.speech_start_ms = max(0, self.clock_ms - self.onset_frames * FRAME_MS - self.prefix_padding_ms)
+                self._gap = 0
+                self.speech_start_ms = max(0, self.clock_ms - self.onset_span * FRAME_MS - self.prefix_padding_ms)
                 return VadEvent("speech_started", self.speech_start_ms)
             return None
         self._quiet_ms = 0 if speech else self._quiet_ms + FRAME_MS
         if self._quiet_ms >= self._silence_needed():
             self.speaking = False
-            self._loud_run = 0
+            self._loud_run = self._gap = self.onset_span = 0
             return VadEvent("speech_stopped", self.clock_ms - self._quiet_ms)
         return None
 

@@ -13,12 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from sandra_tui.audio.engine import build_engine
-from sandra_tui.call.controller import CallController
-from sandra_tui.call.events import CallState, Speech, Transcript
-from sandra_tui.config.model import AudioConfig, Config
+from sandra_tui.call.events import Transcript
 from sandra_tui.server import asr
 from tests.agent.speech import spoken, wer
+from tests.audio.test_call_audio import Call as AudioCall
 from tests.conftest import require
 from tests.pulse import MIC_SINK, SPK_SINK
 
@@ -32,38 +30,14 @@ PHRASES = [
 ]
 
 
-class Call:
-    def __init__(self, server, echo_cancellation: bool = False) -> None:
-        engine, problem = build_engine(AudioConfig(echo_cancellation=echo_cancellation))
-        assert problem is None, problem
-        self.engine = engine
-        self.controller = CallController(
-            Config(backend={"url": server.url}, ice={"stun": []}, telemetry={"enabled": False},
-                   session={"voice": "marin"}), audio=engine)
-        self.events: list[tuple[float, object]] = []
-        self.controller.subscribe(lambda e: self.events.append((time.monotonic(), e)))
-
+class Call(AudioCall):
     async def __aenter__(self) -> "Call":
-        await self.controller.start()
-        await self.wait(lambda: self.controller.state == CallState.CONNECTED, 15)
+        await super().__aenter__()
         await asyncio.sleep(0.5)
         return self
 
-    async def __aexit__(self, *exc) -> None:
-        await self.controller.close()
-
-    async def wait(self, predicate, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.05)
-
     def finals(self, role: str) -> list[str]:
         return [e.text for _, e in self.events if isinstance(e, Transcript) and e.role == role and e.final]
-
-    def speech(self, what: str) -> list[float]:
-        return [t for t, e in self.events if isinstance(e, Speech) and e.what == what]
 
 
 async def play(pulse, samples: np.ndarray) -> None:

@@ -225,6 +225,7 @@ async def test_the_audio_dialog_drives_the_real_engine_by_keys(pulse, asoundrc, 
     from textual.widgets import Input
 
     from sandra_tui.call.controller import CallController
+    from sandra_tui.call.thread_port import ControllerPort
     from sandra_tui.config.model import Config
     from sandra_tui.ui.app import SandraApp
     from sandra_tui.ui.screens.mic_test import MicTestScreen
@@ -232,7 +233,7 @@ async def test_the_audio_dialog_drives_the_real_engine_by_keys(pulse, asoundrc, 
 
     engine = AudioEngine(DeviceAudio(echo_cancellation=False))
     controller = CallController(Config(ice={"stun": []}, telemetry={"enabled": False}), audio=engine)
-    app = SandraApp(controller, autostart=False, monitor_loop_lag=False)
+    app = SandraApp(ControllerPort(controller), autostart=False, monitor_loop_lag=False)
     app.config_path = tmp_path / "config.toml"
     try:
         async with app.run_test(size=(100, 30)) as pilot:

@@ -15,6 +15,7 @@ from sandra_tui.call.call_log import CallStore
 from sandra_tui.call.call_thread import CallThread
 from sandra_tui.call.controller import CallController
 from sandra_tui.call.events import CallState
+from sandra_tui.call.thread_port import ControllerPort
 from sandra_tui.config.model import Config
 from sandra_tui.ui.app import SandraApp
 from tests.ui.test_history_real import best_correlation, windowed_correlation
@@ -46,7 +47,7 @@ async def test_record_true_writes_a_stereo_wav_mic_left_sandra_right_named_in_hi
     # No echo canceller: the left channel is the microphone itself.
     controller = call.run(lambda: CallController(config, audio=AudioEngine(DeviceAudio(echo_cancellation=False))))
     store = CallStore(tmp_path / "calls.sqlite3")
-    app = SandraApp(call.bind(controller), call_store=store, monitor_loop_lag=False)
+    app = SandraApp(ControllerPort(controller, call), call_store=store, monitor_loop_lag=False)
     speaker = pulse.recorder()
     mic = chirp(3.0)
     try:

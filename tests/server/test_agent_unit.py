@@ -276,3 +276,19 @@ async def test_while_her_reply_plays_a_turn_needs_300_ms_of_speech(monkeypatch):
         stop.set()
         puller.cancel()
         await agent.close()
+
+
+def test_a_barge_in_onset_counts_speech_across_short_pauses():
+    """300 ms of speech while she talks, counted across pauses of up to 100 ms (between words);
+    the turn then starts at the onset's first speech frame, so no word of it is lost."""
+    vad = EnergyVad()
+    vad.onset_frames = BARGE_IN_FRAMES
+    events = [vad.feed(f) for f in [QUIET] * 20 + [LOUD] * 8 + [QUIET] * 4 + [LOUD] * 6]
+    assert events.count(None) == len(events)  # 14 speech frames so far
+    started = vad.feed(LOUD)
+    assert started is not None and started.kind == "speech_started"
+    assert vad.onset_span == 19  # 8 + 4 paused + 7
+    assert started.ms == vad.clock_ms - 19 * 20 - vad.prefix_padding_ms
+    vad = EnergyVad()
+    vad.onset_frames = BARGE_IN_FRAMES
+    assert all(vad.feed(f) is None for f in [LOUD] * 10 + [QUIET] * 6 + [LOUD] * 10)  # a 120 ms pause resets
