@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -130,3 +131,15 @@ def pulse():
     server.use_in_process()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def acoustic_loop(pulse):
+    """Speaker -> microphone with 30 ms of 'room' delay, like speakers next to a laptop mic."""
+    from tests.pulse import MIC_SINK, SPK_SINK
+
+    module = pulse.pactl("load-module", "module-loopback", f"source={SPK_SINK}.monitor", f"sink={MIC_SINK}",
+                         "latency_msec=30", "source_dont_move=true", "sink_dont_move=true").stdout.strip()
+    time.sleep(0.5)
+    yield
+    pulse.pactl("unload-module", module, check=False)

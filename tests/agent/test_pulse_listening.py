@@ -18,7 +18,6 @@ from sandra_tui.server import asr
 from tests.agent.speech import spoken, wer
 from tests.audio.test_call_audio import Call as AudioCall
 from tests.conftest import require
-from tests.pulse import MIC_SINK, SPK_SINK
 
 PHRASES = [
     "what time is it", "hello sandra", "good morning", "who are you", "what is the date today",
@@ -96,16 +95,6 @@ async def test_what_time_is_it_is_answered_aloud_with_the_time(pulse, agent_serv
     assert ("user", "what time is it") in history  # the operator's words, in the client's transcript
     assert ("assistant", answer) in history
     assert len([t for t in rec.loud_times(-30) if t >= replied_at]) > 40  # spoken: > 0.4 s on the speaker
-
-
-@pytest.fixture
-def acoustic_loop(pulse):
-    """Speaker -> microphone with 30 ms of 'room' delay, like speakers next to a laptop mic."""
-    module = pulse.pactl("load-module", "module-loopback", f"source={SPK_SINK}.monitor", f"sink={MIC_SINK}",
-                         "latency_msec=30", "source_dont_move=true", "sink_dont_move=true").stdout.strip()
-    time.sleep(0.5)
-    yield
-    pulse.pactl("unload-module", module, check=False)
 
 
 async def false_starts(agent_server, echo_cancellation: bool) -> tuple[int, float]:

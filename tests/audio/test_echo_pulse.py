@@ -5,21 +5,10 @@ microphone sends is measured with the canceller on and off."""
 import time
 
 import numpy as np
-import pytest
 
 from sandra_tui.audio.device_audio import DeviceAudio
 from sandra_tui.audio.playout import FRAME
-from tests.pulse import MIC_SINK, SPK_SINK, speech_like
-
-
-@pytest.fixture
-def acoustic_loop(pulse):
-    """Speaker -> microphone with 30 ms of 'room' delay, like speakers next to a laptop mic."""
-    module = pulse.pactl("load-module", "module-loopback", f"source={SPK_SINK}.monitor", f"sink={MIC_SINK}",
-                         "latency_msec=30", "source_dont_move=true", "sink_dont_move=true").stdout.strip()
-    time.sleep(0.5)
-    yield
-    pulse.pactl("unload-module", module, check=False)
+from tests.pulse import speech_like
 
 
 def echo_level_db(echo_cancellation: bool, seconds: float = 6.0) -> tuple[float, float]:

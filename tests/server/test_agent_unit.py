@@ -3,6 +3,7 @@ validated against the openai SDK's models; VAD timing follows the session's sett
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -76,14 +77,25 @@ async def pull_audio(track, stop: asyncio.Event) -> None:
         await track.recv()
 
 
-async def test_every_event_the_agent_emits_is_valid_for_the_sdk(monkeypatch):
-    monkeypatch.setattr(tts, "available", lambda: False)  # replies replay the caller: short and fast
-    agent = LocalAgentCall("rtc_unit", Faults(), "gpt-realtime", "marin")
+@contextlib.asynccontextmanager
+async def running_agent(call_id: str):
+    """An agent on a fake channel whose audio is pulled as a peer would; closed after."""
+    agent = LocalAgentCall(call_id, Faults(), "gpt-realtime", "marin")
     dc = FakeChannel()
     agent.attach_channel(dc)
     stop = asyncio.Event()
     puller = asyncio.create_task(pull_audio(agent.track, stop))
     try:
+        yield agent, dc
+    finally:
+        stop.set()
+        await agent.close()
+        puller.cancel()
+
+
+async def test_every_event_the_agent_emits_is_valid_for_the_sdk(monkeypatch):
+    monkeypatch.setattr(tts, "available", lambda: False)  # replies replay the caller: short and fast
+    async with running_agent("rtc_unit") as (agent, dc):
         dc.client({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
             "transcription": {"model": "whisper-1"},
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 200, "prefix_padding_ms": 100}}}}})
@@ -113,10 +125,6 @@ async def test_every_event_the_agent_emits_is_valid_for_the_sdk(monkeypatch):
             dc.client(event)
         dc.handlers["message"]("not json")
         await asyncio.sleep(0.7)  # the last reply, if any, winds down
-    finally:
-        stop.set()
-        await agent.close()
-        puller.cancel()
     emitted = set(dc.types())
     assert emitted == SERVER_EVENTS, (SERVER_EVENTS - emitted, emitted - SERVER_EVENTS)
     for event in dc.sent:
@@ -255,12 +263,7 @@ async def test_while_her_reply_plays_a_turn_needs_300_ms_of_speech(monkeypatch):
     """Barge-in guard (LiveKit's min_interruption_duration): 200 ms of her own voice's residue
     does not cut her off; 300 ms of the caller's speech does; with her silent 40 ms starts a turn."""
     monkeypatch.setattr(tts, "available", lambda: False)
-    agent = LocalAgentCall("rtc_guard", Faults(), "gpt-realtime", "marin")
-    dc = FakeChannel()
-    agent.attach_channel(dc)
-    stop = asyncio.Event()
-    puller = asyncio.create_task(pull_audio(agent.track, stop))
-    try:
+    async with running_agent("rtc_guard") as (agent, dc):
         speak(agent, 3, 0)  # nothing playing: 2 loud frames are a turn
         assert dc.types().count("input_audio_buffer.speech_started") == 1
         speak(agent, 40, 30)
@@ -272,10 +275,6 @@ async def test_while_her_reply_plays_a_turn_needs_300_ms_of_speech(monkeypatch):
         started = await dc.wait_for("input_audio_buffer.speech_started", after=n)
         assert started["audio_start_ms"] >= 0
         await dc.wait_for("output_audio_buffer.cleared", after=n)
-    finally:
-        stop.set()
-        puller.cancel()
-        await agent.close()
 
 
 def test_a_barge_in_onset_counts_speech_across_short_pauses():
