@@ -6,15 +6,7 @@ from collections import deque
 
 import numpy as np
 
-
-def percentile(values, q: float) -> float | None:
-    """Nearest-rank percentile (q from 0 to 1) of what was seen, or None for nothing: a value
-    that occurred, for the call summary and the UI's p50/p95/p99 (the guide's payload uses
-    summarize's interpolated numpy figures)."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from sandra_tui.telemetry.percentile import percentile  # noqa: F401  (re-exported)
 
 
 def summarize(values) -> dict:

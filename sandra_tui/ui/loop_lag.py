@@ -9,6 +9,8 @@ import contextlib
 import time
 from collections import deque
 
+from sandra_tui.telemetry.percentile import percentile
+
 
 class LoopLagMonitor:
     def __init__(self, interval_s: float = 0.05, window: int = 1200) -> None:
@@ -38,12 +40,9 @@ class LoopLagMonitor:
 
     def stats(self) -> dict[str, float]:
         """p50 / p99 / max in ms over the window (max_run over the whole run), and the sample count."""
-        ordered = sorted(self.samples)
-        if not ordered:
+        samples = list(self.samples)
+        if not samples:
             return {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "max_run_ms": 0.0, "samples": 0}
-
-        def pick(q: float) -> float:
-            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-        return {"p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": round(ordered[-1], 2),
-                "max_run_ms": round(self.worst_ms, 2), "samples": len(ordered)}
+        return {"p50_ms": round(percentile(samples, 0.5), 2), "p99_ms": round(percentile(samples, 0.99), 2),
+                "max_ms": round(max(samples), 2), "max_run_ms": round(self.worst_ms, 2),
+                "samples": len(samples)}

@@ -11,6 +11,8 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Label, Static
 
+from sandra_tui.telemetry.percentile import percentile
+
 CLASS_STYLE = {"GOOD": "$success", "MEDIUM": "$warning", "HIGH": "$error"}
 TRACKED = ("response_latency", "text_response_latency")
 SPLIT = ("turn_server", "turn_client")
@@ -18,8 +20,7 @@ BARS = " ▁▂▃▄▅▆▇█"
 
 
 def p95(values) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return percentile(values, 0.95)
 
 
 def bars(values, top: float | None = None) -> str:
