@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = csub.add_parser("show", help="print the effective configuration (secrets masked) and where values came from")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_lazy("sandra_tui.config.cli:cmd_show"))
-    c = csub.add_parser("check", help="validate the config file; exit 1 with file, line and field on error")
+    c = csub.add_parser("check", help="validate the config in effect (file and SANDRA_*/REACT_APP_* environment); "
+                                      "exit 1 naming file:line:field or the variable on error")
+    c.add_argument("--json", action="store_true", help="machine-readable findings")
     c.set_defaults(handler=_lazy("sandra_tui.config.cli:cmd_check"))
 
     p = sub.add_parser("history", help="past calls: start, duration, reconnects, MOS, latency (newest first)")

@@ -1,8 +1,11 @@
-"""Small helpers shared by the tests: an aiohttp app on a free loopback port, stopping a child."""
+"""Small helpers shared by the tests: an aiohttp app on a free loopback port, stopping a child,
+running the CLI."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 from aiohttp import web
 
@@ -32,3 +35,9 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python -m sandra_tui ARGS` in a child with this environment plus `env`."""
+    return subprocess.run([sys.executable, "-m", "sandra_tui", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)

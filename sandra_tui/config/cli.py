@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from sandra_tui import secrets
+from sandra_tui.config.env import EnvIssue
 from sandra_tui.config.load import (
     ConfigError,
+    ConfigIssue,
     LoadedConfig,
     config_path,
     load_config,
     mask_url_credentials,
     parse_config,
 )
+from sandra_tui.config.tls import CA_FILE_ENV, TlsConfigError, client_context
 
 
 CREDENTIAL_SET = "****"
@@ -38,21 +42,53 @@ def cmd_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_findings(explicit: str | None, env) -> tuple[LoadedConfig, list]:
+    """Everything wrong with the configuration in effect: the file (strictly: every bad
+    setting) and the environment that overrides it. Each finding prints safely and has to_dict()."""
+    loaded = load_config(explicit, env=env, quarantine=False)
+    findings: list = []
+    if loaded.exists:
+        try:
+            parse_config(loaded.path.read_text(encoding="utf-8"), loaded.path)
+        except ConfigError as exc:
+            findings += exc.issues
+        except (OSError, UnicodeDecodeError) as exc:
+            findings.append(ConfigIssue(loaded.path, None, "", f"cannot read: {exc}"))
+    findings += loaded.env_issues
+    ca_file = env.get(CA_FILE_ENV)
+    if ca_file:
+        try:
+            client_context(env)
+        except TlsConfigError as exc:
+            findings.append(EnvIssue(CA_FILE_ENV, str(exc).removeprefix(f"{CA_FILE_ENV}=")))
+    return loaded, findings
+
+
+def _safe(text: str) -> str:
+    return mask_url_credentials(secrets.redact(text))
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    path = config_path(args.config)
-    if not path.exists():
-        print(f"{path}: no config file; defaults apply")
-        return 0
-    try:
-        parse_config(path.read_text(encoding="utf-8"), path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(mask_url_credentials(secrets.redact(str(issue))), file=sys.stderr)
+    """Exit 0 when the file (if any) and the environment are valid, 1 when anything is not."""
+    loaded, findings = check_findings(args.config, os.environ)
+    if args.json:
+        print(json.dumps({
+            "ok": not findings, "path": str(loaded.path), "file_exists": loaded.exists,
+            "sources": loaded.sources,
+            "findings": [{k: _safe(v) if isinstance(v, str) else v for k, v in f.to_dict().items()}
+                         for f in findings],
+        }, indent=2))
+        return 1 if findings else 0
+    for finding in findings:
+        print(_safe(str(finding)), file=sys.stderr)
+    if findings:
+        print(f"{len(findings)} problem(s) in the configuration in effect", file=sys.stderr)
         return 1
-    except (OSError, UnicodeDecodeError) as exc:
-        print(mask_url_credentials(f"{path}: cannot read: {exc}"), file=sys.stderr)
-        return 1
-    print(f"{path}: OK")
+    print(f"{loaded.path}: OK" if loaded.exists else f"{loaded.path}: no config file; defaults apply")
+    for setting in ("ice.turn", "backend.realtime_url"):
+        source = loaded.sources.get(setting, "")
+        if source.startswith("environment"):
+            print(f"{setting}: from the {source}: OK")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Finding, reading, checking and atomically writing the config file; env overrides for TURN."""
+"""Finding, reading, checking and atomically writing the config file; env overrides applied."""
 
 from __future__ import annotations
 
@@ -16,24 +16,11 @@ import platformdirs
 import tomli_w
 from pydantic import ValidationError
 
-from sandra_tui import secrets
+from sandra_tui.config.env import REALTIME_URL_ENV, EnvIssue, mask_url_credentials, read_realtime_url_env, read_turn_env
 from sandra_tui.config.model import Config, TurnServer
-from sandra_tui.config.urls import IceUrlError, normalize_turn
+from sandra_tui.config.urls import IceUrlError
 
 APP_NAME = "sandra-tui"
-# `turn:user:pass@host` (or `turn://user@host`): credentials someone wrote into an ICE URL.
-_URL_USERINFO = re.compile(r"(?i)\b((?:turns?|stuns?):(?://)?)([^@\s'\"/,\]]+)@")
-
-
-def mask_url_credentials(text: str) -> str:
-    """Hide the user:password part of every ICE URL in `text` (messages, warnings, output):
-    the URL is rejected, but whatever quotes it must not show the password."""
-    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}****@", text) if "@" in text else text
-TURN_ENV = {
-    "server": ("SANDRA_TURN_SERVER", "REACT_APP_TURN_SERVER"),
-    "username": ("SANDRA_TURN_USERNAME", "REACT_APP_TURN_USERNAME"),
-    "credential": ("SANDRA_TURN_PASSWORD", "REACT_APP_TURN_PASSWORD"),
-}
 HEADER = (
     "# sandra-tui configuration. Written by sandra-tui; comments are not kept.\n"
     "# It may hold TURN credentials: keep it private (mode 0600).\n"
@@ -53,6 +40,10 @@ class ConfigIssue:
         where = f"{self.path}:{self.line}" if self.line else str(self.path)
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
+    def to_dict(self) -> dict:
+        return {"source": "file", "path": str(self.path), "line": self.line, "field": self.field,
+                "message": self.message}
+
 
 class ConfigError(Exception):
     def __init__(self, issues: list[ConfigIssue]) -> None:
@@ -68,6 +59,7 @@ class LoadedConfig:
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
     warnings: list[str] = field(default_factory=list)
     quarantined: Path | None = None
+    env_issues: list[EnvIssue] = field(default_factory=list)  # also in `warnings`, as text
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -266,59 +258,26 @@ def load_config(path: str | os.PathLike | None = None, *, quarantine: bool = Tru
     loaded = LoadedConfig(config, target, exists, warnings=[mask_url_credentials(w) for w in warnings],
                           quarantined=moved)
     loaded.sources["ice.turn"] = "config" if config.ice.turn else "none"
-    _apply_turn_env(loaded, env)
-    _apply_backend_env(loaded, env)
+    _apply_env(loaded, env)
     return loaded
 
 
-def _apply_backend_env(loaded: LoadedConfig, env) -> None:
-    """SANDRA_REALTIME_URL overrides `[backend] realtime_url`."""
-    value = env.get("SANDRA_REALTIME_URL", "").strip()
-    if not value:
-        return
-    try:
-        loaded.config.backend.realtime_url = value
-        loaded.sources["backend.realtime_url"] = "environment (SANDRA_REALTIME_URL)"
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        problem = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
-        loaded.warnings.append(f"ignoring SANDRA_REALTIME_URL: {problem}")
-
-
-def _apply_turn_env(loaded: LoadedConfig, env) -> None:
-    """SANDRA_TURN_* (or the guide's REACT_APP_TURN_*) put one TURN server first in the list."""
-    picked: dict[str, tuple[str, str]] = {}
-    for key, names in TURN_ENV.items():
-        for name in names:
-            value = env.get(name)
-            if value:
-                picked[key] = (name, value)
-                break
-    if "credential" in picked:
-        secrets.register(picked["credential"][1])
-    if "server" not in picked:
-        if picked:
-            names = ", ".join(name for name, _ in picked.values())
-            loaded.warnings.append(f"{names} set without SANDRA_TURN_SERVER/REACT_APP_TURN_SERVER: ignored")
-        return
-    server_var, server = picked["server"]
-    try:
-        url = normalize_turn(server, field=server_var)
-    except IceUrlError as exc:
-        loaded.warnings.append(mask_url_credentials(f"ignoring TURN server from the environment: {exc}"))
-        return
-    entry = TurnServer(
-        url=url,
-        username=picked.get("username", ("", ""))[1],
-        credential=picked.get("credential", ("", ""))[1],
-    )
-    origin = server_var
-    if "username" in picked:
-        origin += f", username from {picked['username'][0]}"
-    if "credential" in picked:
-        origin += f", credential from {picked['credential'][0]}"
-    entry._origin = origin
-    loaded.config.ice.turn = [entry] + [t for t in loaded.config.ice.turn if t.url != url or t.origin != "config"]
-    loaded.sources["ice.turn"] = f"environment ({server_var})"
+def _apply_env(loaded: LoadedConfig, env) -> None:
+    """SANDRA_TURN_* (or REACT_APP_TURN_*) put one TURN server first in the list;
+    SANDRA_REALTIME_URL overrides `[backend] realtime_url`. Problems become warnings."""
+    turn = read_turn_env(env)
+    realtime_url, realtime_issues = read_realtime_url_env(env)
+    loaded.env_issues = turn.issues + realtime_issues
+    loaded.warnings += [str(issue) for issue in loaded.env_issues]
+    if turn.url:
+        entry = TurnServer(url=turn.url, username=turn.username, credential=turn.credential)
+        entry._origin = turn.origin
+        loaded.config.ice.turn = [entry] + [t for t in loaded.config.ice.turn
+                                            if t.url != turn.url or t.origin != "config"]
+        loaded.sources["ice.turn"] = f"environment ({turn.server_var})"
+    if realtime_url:
+        loaded.config.backend.realtime_url = realtime_url
+        loaded.sources["backend.realtime_url"] = f"environment ({REALTIME_URL_ENV})"
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -4,8 +4,6 @@ import json
 import logging
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,14 +12,9 @@ from hypothesis import strategies as st
 from sandra_tui.config import DEFAULT_STUN, Config, ConfigError, load_config, parse_config, save_config
 from sandra_tui.config.model import TurnServer
 from sandra_tui.logs import RedactingFilter
+from tests.helpers import run_cli
 
 SECRET = "s3cret-turn-credential"
-
-
-def run_cli(*args, env=None):
-    full = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "sandra_tui", *args], capture_output=True, text=True,
-                          env=full, timeout=30)
 
 
 def test_defaults_follow_the_guide():
