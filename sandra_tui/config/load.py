@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 from sandra_tui.config.env import REALTIME_URL_ENV, EnvIssue, mask_url_credentials, read_realtime_url_env, read_turn_env
 from sandra_tui.config.model import Config, TurnServer
+from sandra_tui.config.tempfiles import remove_stale_temps, write_private
 from sandra_tui.config.urls import IceUrlError
 
 APP_NAME = "sandra-tui"
@@ -228,9 +228,10 @@ def load_config(path: str | os.PathLike | None = None, *, quarantine: bool = Tru
     is not TOML at all means defaults. With `quarantine` (the TUI, which may save the config
     later) a bad file is first kept aside, never overwritten: a copy when the rest of it is
     used, a rename when none of it is. Read-only commands pass quarantine=False: they never
-    move or write a file."""
+    move or write the file. Either way, temp files a killed save left beside it are removed."""
     target = config_path(path)
     env = os.environ if env is None else env
+    remove_stale_temps(target)  # what a save killed mid-write left (it may hold TURN credentials)
     warnings: list[str] = []
     moved = None
     config = Config()
@@ -283,27 +284,8 @@ def _apply_env(loaded: LoadedConfig, env) -> None:
 # -- writing ---------------------------------------------------------------------------------
 
 def save_config(config: Config, path: str | os.PathLike | None = None) -> Path:
-    """Write atomically: temp file (0600) in the same folder, fsync, rename, fsync the folder."""
+    """Write atomically (tempfiles.write_private); the folder is made 0700 when missing."""
     target = config_path(path)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    body = HEADER + tomli_w.dumps(config.to_toml_dict())
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_private(target, (HEADER + tomli_w.dumps(config.to_toml_dict())).encode("utf-8"))
     return target
