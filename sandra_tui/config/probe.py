@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import ssl
 import struct
 import sys
@@ -24,6 +25,8 @@ from sandra_tui.config.urls import IceUrlError, parse_ice_url
 
 UDP_TRANSPORT = 0x11000000  # REQUESTED-TRANSPORT: UDP (RFC 5766)
 RETRANSMIT_S = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +51,30 @@ class ProbeResult:
 
 class ProbeError(Exception):
     pass
+
+
+def parse_answer(data: bytes, transaction_id: bytes) -> stun.Message | None:
+    """The server's answer to our request `transaction_id`, or None for a well-formed STUN
+    message about another transaction (a late answer to a retransmit). Anything else raises
+    ProbeError: nothing a server sends raises any other exception from here."""
+    try:
+        reply = stun.parse_message(bytes(data))
+    except Exception as exc:  # noqa: BLE001 - aioice's parser raises ValueError, struct.error...
+        raise ProbeError(f"malformed answer: not a STUN message ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if reply.transaction_id != transaction_id:
+        return None
+    if reply.message_class not in (stun.Class.RESPONSE, stun.Class.ERROR):
+        raise ProbeError(f"malformed answer: a STUN {reply.message_class.name.lower()}, not a response")
+    return reply
+
+
+def _expect(reply: stun.Message, method: stun.Method) -> stun.Message:
+    """`reply` when it answers `method`; an error reply must carry its ERROR-CODE."""
+    if reply.message_method != method:
+        raise ProbeError(f"malformed answer: a {reply.message_method.name} reply to a {method.name} request")
+    if reply.message_class == stun.Class.ERROR and reply.error_code is None:
+        raise ProbeError("malformed answer: an error reply without ERROR-CODE")
+    return reply
 
 
 class _Channel:
@@ -87,8 +114,8 @@ class _Channel:
             header = await self._reader.readexactly(20)
             length = struct.unpack("!H", header[2:4])[0]
             body = await self._reader.readexactly(length)
-            reply = stun.parse_message(header + body)
-            if reply.transaction_id == message.transaction_id:
+            reply = parse_answer(header + body, message.transaction_id)
+            if reply is not None:
                 return reply
 
     async def _exchange_udp(self, data: bytes, transaction_id: bytes, timeout: float) -> stun.Message:
@@ -103,11 +130,8 @@ class _Channel:
                 item = await asyncio.wait_for(self._responses.get(), remaining)
                 if isinstance(item, Exception):
                     raise item
-                try:
-                    reply = stun.parse_message(item)
-                except ValueError:
-                    continue
-                if reply.transaction_id == transaction_id:
+                reply = parse_answer(item, transaction_id)
+                if reply is not None:
                     return reply
         finally:
             for handle in sends:
@@ -129,7 +153,7 @@ def _address(value) -> str:
 
 async def _probe_stun(channel: _Channel, timeout: float) -> str:
     request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
-    reply = await channel.exchange(request, timeout)
+    reply = _expect(await channel.exchange(request, timeout), stun.Method.BINDING)
     if reply.message_class != stun.Class.RESPONSE:
         raise ProbeError(f"STUN error {reply.error_code}")
     return _address(reply.attributes.get("XOR-MAPPED-ADDRESS") or reply.attributes.get("MAPPED-ADDRESS"))
@@ -141,11 +165,14 @@ async def _probe_turn(channel: _Channel, target: ProbeTarget, timeout_at: float)
 
     request = stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST,
                            attributes={"REQUESTED-TRANSPORT": UDP_TRANSPORT, "LIFETIME": 60})
-    reply = await channel.exchange(request, left())
+    reply = _expect(await channel.exchange(request, left()), stun.Method.ALLOCATE)
     if reply.message_class == stun.Class.RESPONSE:
         return _address(reply.attributes.get("XOR-RELAYED-ADDRESS"))  # no auth asked (unusual)
-    if reply.error_code != 401 or "REALM" not in reply.attributes:
+    if reply.error_code != 401:
         raise ProbeError(f"TURN error {reply.error_code}")
+    if "REALM" not in reply.attributes or "NONCE" not in reply.attributes:
+        missing = " and ".join(a for a in ("REALM", "NONCE") if a not in reply.attributes)
+        raise ProbeError(f"TURN server rejected the request (401 without {missing})")
     if not target.username:
         raise ProbeError("TURN server wants credentials; none configured")
     realm, nonce = reply.attributes["REALM"], reply.attributes["NONCE"]
@@ -155,7 +182,7 @@ async def _probe_turn(channel: _Channel, target: ProbeTarget, timeout_at: float)
             "REQUESTED-TRANSPORT": UDP_TRANSPORT, "LIFETIME": 60, "USERNAME": target.username,
             "REALM": realm, "NONCE": nonce})
         request.add_message_integrity(key)
-        reply = await channel.exchange(request, left())
+        reply = _expect(await channel.exchange(request, left()), stun.Method.ALLOCATE)
         if reply.message_class == stun.Class.RESPONSE:
             relayed = _address(reply.attributes.get("XOR-RELAYED-ADDRESS"))
             await _release(channel, target.username, realm, reply.attributes.get("NONCE", nonce), key)
@@ -176,8 +203,8 @@ async def _release(channel: _Channel, username: str, realm: str, nonce: bytes, k
     request.add_message_integrity(key)
     try:
         await channel.exchange(request, 0.2)
-    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-        pass
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ProbeError):
+        pass  # the allocation expires on its own within LIFETIME
 
 
 async def probe_one(target: ProbeTarget, timeout_s: float) -> ProbeResult:
@@ -209,6 +236,9 @@ async def probe_one(target: ProbeTarget, timeout_s: float) -> ProbeResult:
         error = str(exc)
     except asyncio.IncompleteReadError:
         error = "the server closed the connection"
+    except Exception as exc:  # noqa: BLE001 - a bug of ours must cost one row, never the call
+        log.error("probe of %s failed unexpectedly", target.url, exc_info=True)
+        error = f"probe failed: {type(exc).__name__}"
     finally:
         channel.close()
     return ProbeResult(target.url, kind, False, error=error)
