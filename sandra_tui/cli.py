@@ -16,17 +16,37 @@ NOT_IMPLEMENTED = 2
 
 
 def _lazy(target: str) -> Callable[[argparse.Namespace], int]:
-    """Handler that imports `module:function` only when the sub-command runs."""
+    """Handler that imports `module:function` only when the sub-command runs.
+
+    A failed import (there, or one the command makes later) is reported as what it is: a missing
+    library with how to install it (exit 3), or a bug in our own module (exit 4); only a missing
+    sub-command module is "not implemented" (exit 2)."""
 
     def handler(args: argparse.Namespace) -> int:
         module_name, func_name = target.split(":")
         try:
-            module = importlib.import_module(module_name)
-            func = getattr(module, func_name)
-        except (ImportError, AttributeError):
-            print(f"sandra-tui {args.command}: not implemented yet", file=sys.stderr)
-            return NOT_IMPLEMENTED
-        return int(func(args) or 0)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+                    raise
+                module = None  # the sub-command's own module (or its package) is not there
+            func = getattr(module, func_name, None)
+            if func is None:
+                print(f"sandra-tui {args.command}: not implemented yet", file=sys.stderr)
+                return NOT_IMPLEMENTED
+            return int(func(args) or 0)
+        except (ImportError, OSError) as exc:
+            from sandra_tui import import_errors
+
+            if not import_errors.raised_by_import(exc):
+                raise  # an OSError of the command itself: main() reports it
+            import logging
+
+            logging.getLogger("sandra_tui").debug("sandra-tui %s: import failed", args.command, exc_info=True)
+            failure = import_errors.describe(exc, args.command)
+            print(failure.message, file=sys.stderr)
+            return failure.code
 
     return handler
 
