@@ -48,10 +48,10 @@ MIC = Device(0, "mic", "ALSA", 1, 0, 48000.0, default_input=True)
 SPEAKER = Device(1, "speaker", "ALSA", 0, 2, 48000.0, default_output=True)
 
 
-@pytest.mark.parametrize("devices", [[], [MIC], [SPEAKER]], ids=["none", "mic only", "speaker only"])
-def test_no_echo_canceller_until_both_devices_are_found(monkeypatch, devices) -> None:
+@pytest.mark.parametrize("found", [[], [MIC], [SPEAKER]], ids=["none", "mic only", "speaker only"])
+def test_no_echo_canceller_until_both_devices_are_found(monkeypatch, found) -> None:
     made = []
-    monkeypatch.setattr(device_audio, "list_devices", lambda: list(devices))
+    monkeypatch.setattr(device_audio, "list_devices", lambda: list(found))
     monkeypatch.setattr(device_audio, "EchoCanceller", lambda **kw: made.append(kw))
     opened = []
     monkeypatch.setattr(device_audio.DeviceAudio, "_open_mic", lambda self, d: opened.append(d))
