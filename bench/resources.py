@@ -63,19 +63,20 @@ def _run_and_sample(args: list[str], seconds: float, env: dict | None = None) ->
         proc.wait(10)
 
 
-def headless(url: str, seconds: float) -> dict:
+def headless(url: str, seconds: float, extra: tuple[str, ...] = (), env: dict | None = None) -> dict:
+    """`call --headless` (`extra`: more arguments, e.g. --devices; `env`: more variables)."""
     return _run_and_sample([sys.executable, "-m", "sandra_tui", "--backend", url, "call", "--headless",
-                            "--duration", str(seconds + 2)], seconds,
-                           {**os.environ, "SANDRA_CONFIG": "/nonexistent/sandra-bench.toml"})
+                            "--duration", str(seconds + 2), *extra], seconds,
+                           {**os.environ, "SANDRA_CONFIG": "/nonexistent/sandra-bench.toml", **(env or {})})
 
 
 def baseline(url: str, seconds: float) -> dict:
     return _run_and_sample([sys.executable, "-m", "bench.baseline", url, str(seconds + 2)], seconds)
 
 
-def with_tui(url: str, seconds: float, extra: tuple[str, ...] = ()) -> dict:
+def with_tui(url: str, seconds: float, extra: tuple[str, ...] = (), env: dict | None = None) -> dict:
     """The full TUI in a tmux pseudo-terminal, as an operator runs it (`extra`: more arguments,
-    e.g. --text-only)."""
+    e.g. --text-only; `env`: more variables)."""
     if shutil.which("tmux") is None:
         return {"cpu_pct": None, "rss_mb": None, "rss_slope_mb_per_h": None}
     session = f"sandra-bench-{os.getpid()}"
@@ -83,9 +84,11 @@ def with_tui(url: str, seconds: float, extra: tuple[str, ...] = ()) -> dict:
     # not ours (PYTHONPATH names the checkout under test).
     tmux = ["tmux", "-L", session]
     exe = Path(sys.executable).with_name("sandra-tui")
-    env = f"PYTHONPATH={shlex.quote(os.environ.get('PYTHONPATH', ''))} SANDRA_CONFIG=/nonexistent/sandra-bench.toml"
+    variables = {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "SANDRA_CONFIG": "/nonexistent/sandra-bench.toml",
+                 **(env or {})}
+    assign = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
     subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-                    f"{env} exec {exe} --backend {url} {shlex.join(extra)}"], check=True)
+                    f"{assign} exec {exe} --backend {url} {shlex.join(extra)}"], check=True)
     try:
         pid = int(subprocess.run([*tmux, "list-panes", "-t", session, "-F", "#{pane_pid}"],
                                  capture_output=True, text=True, check=True).stdout.split()[0])

@@ -52,30 +52,25 @@ class Seen:
     auth: str
     content_type: str
     parts: dict = field(default_factory=dict)  # multipart: name -> (content type, text)
+    body: dict = field(default_factory=dict)  # a JSON body
 
 
-class FakeOpenAI:
-    def __init__(self, api_key: str = STANDARD_KEY, agent_mode: str = "mirror") -> None:
-        self.api_key = api_key
-        self.secret_shape = "ga"  # or "beta"
-        self.models: dict[str, str | None] = {}  # model id -> shutdown_date (YYYY-MM-DD) or None
-        self.ephemeral: dict[str, float] = {}  # ek_ value -> expires_at
+class FakeEndpoints:
+    """What the fakes share: the requests seen, the local agent's calls behind them, the server."""
+
+    def __init__(self, calls: CallRegistry) -> None:
         self.seen: list[Seen] = []
         self.hangups: list[str] = []
-        self.answer_ms: list[float] = []  # how long the fake's own peer took to answer each offer
-        self.frames_at_hangup: dict[str, int] = {}  # call id -> caller audio frames decoded by then
-        self.sessions: dict[str, dict] = {}  # call id -> the session config it was created with
-        self.faults = Faults(agent_mode=agent_mode)
-        self.calls = CallRegistry(self.faults, "gpt-realtime-2.1", "marin", max_per_client=64)
+        self.calls = calls
         self.runner: web.AppRunner | None = None
         self.url = ""
 
-    async def start(self) -> "FakeOpenAI":
+    def add_routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self):
         app = web.Application()
-        app.router.add_post("/v1/realtime/client_secrets", self.client_secrets)
-        app.router.add_post("/v1/realtime/calls", self.create_call)
-        app.router.add_post("/v1/realtime/calls/{call_id}/hangup", self.hangup)
-        app.router.add_get("/v1/models/{model}", self.model)
+        self.add_routes(app)
         self.runner, self.url = await serve_app(app)
         self.calls.start_reaper()
         return self
@@ -84,6 +79,29 @@ class FakeOpenAI:
         await self.calls.close()
         if self.runner is not None:
             await self.runner.cleanup()
+
+    def _record(self, request: web.Request, parts: dict | None = None, body: dict | None = None) -> None:
+        self.seen.append(Seen(request.method, request.path, request.headers.get("Authorization", ""),
+                              request.content_type, parts or {}, body or {}))
+
+
+class FakeOpenAI(FakeEndpoints):
+    def __init__(self, api_key: str = STANDARD_KEY, agent_mode: str = "mirror") -> None:
+        self.faults = Faults(agent_mode=agent_mode)
+        super().__init__(CallRegistry(self.faults, "gpt-realtime-2.1", "marin", max_per_client=64))
+        self.api_key = api_key
+        self.secret_shape = "ga"  # or "beta"
+        self.models: dict[str, str | None] = {}  # model id -> shutdown_date (YYYY-MM-DD) or None
+        self.ephemeral: dict[str, float] = {}  # ek_ value -> expires_at
+        self.answer_ms: list[float] = []  # how long the fake's own peer took to answer each offer
+        self.frames_at_hangup: dict[str, int] = {}  # call id -> caller audio frames decoded by then
+        self.sessions: dict[str, dict] = {}  # call id -> the session config it was created with
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/realtime/client_secrets", self.client_secrets)
+        app.router.add_post("/v1/realtime/calls", self.create_call)
+        app.router.add_post("/v1/realtime/calls/{call_id}/hangup", self.hangup)
+        app.router.add_get("/v1/models/{model}", self.model)
 
     # -- auth ------------------------------------------------------------------------------------
     def _key(self, request: web.Request) -> str:
@@ -101,10 +119,6 @@ class FakeOpenAI:
 
     def _ephemeral_ok(self, key: str) -> bool:
         return self.ephemeral.get(key, 0) > time.time()
-
-    def _record(self, request: web.Request, parts: dict | None = None) -> None:
-        self.seen.append(Seen(request.method, request.path, request.headers.get("Authorization", ""),
-                              request.content_type, parts or {}))
 
     # -- routes ----------------------------------------------------------------------------------
     async def client_secrets(self, request: web.Request) -> web.Response:

@@ -15,51 +15,27 @@ A wrong or missing key gets 401. The media side is our local agent speaking the 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from sandra_tui.server.calls import CallError, CallRegistry
 from sandra_tui.server.faults import Faults
-from tests.fake_openai import STANDARD_KEY, openai_error, reference_layout
-from tests.helpers import serve_app
+from tests.fake_openai import STANDARD_KEY, FakeEndpoints, openai_error, reference_layout
 from tests.live.schema import validate_create_request
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    auth: str
-    content_type: str
-    body: dict = field(default_factory=dict)
-
-
-class FakeOpenAILive:
+class FakeOpenAILive(FakeEndpoints):
     def __init__(self, api_key: str = STANDARD_KEY) -> None:
+        super().__init__(CallRegistry(Faults(agent_mode="reply"), "gpt-live-1", "marin", max_per_client=64))
         self.api_key = api_key
-        self.seen: list[Seen] = []
         self.sessions: dict[str, str] = {}  # live session id -> our registry's call id
         self.configs: dict[str, dict] = {}  # live session id -> the session config it was created with
-        self.hangups: list[str] = []
-        self.calls = CallRegistry(Faults(agent_mode="reply"), "gpt-live-1", "marin", max_per_client=64)
         self.calls.dialect = "live"  # the agent behind the fake speaks Live on its data channel
-        self.runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def start(self) -> "FakeOpenAILive":
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/live/sessions", self.create)
         app.router.add_post("/v1/live/sessions/{session_id}/hangup", self.hangup)
-        self.runner, self.url = await serve_app(app)
-        self.calls.start_reaper()
-        return self
-
-    async def stop(self) -> None:
-        await self.calls.close()
-        if self.runner is not None:
-            await self.runner.cleanup()
 
     def _key_ok(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
@@ -69,8 +45,7 @@ class FakeOpenAILive:
             body = await request.json()
         except ValueError:
             body = None
-        self.seen.append(Seen(request.method, request.path, request.headers.get("Authorization", ""),
-                              request.content_type, body if isinstance(body, dict) else {}))
+        self._record(request, body=body if isinstance(body, dict) else {})
         if not self._key_ok(request):
             return openai_error(401, "Incorrect API key provided.", "invalid_api_key")
         if not isinstance(body, dict):
@@ -96,8 +71,7 @@ class FakeOpenAILive:
                                   "transport": {"type": "webrtc", "sdp": reference_layout(answer)}})
 
     async def hangup(self, request: web.Request) -> web.Response:
-        self.seen.append(Seen(request.method, request.path, request.headers.get("Authorization", ""),
-                              request.content_type))
+        self._record(request)
         if not self._key_ok(request):
             return openai_error(401, "Incorrect API key provided.", "invalid_api_key")
         session_id = request.match_info["session_id"]

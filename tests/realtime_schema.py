@@ -17,13 +17,16 @@ def _members(union) -> list:
     return [a for a in args if "type" in getattr(a, "model_fields", {})]
 
 
+def discriminated(union) -> TypeAdapter:
+    """One of the SDK's event unions as a TypeAdapter that picks its member by `type`."""
+    return TypeAdapter(Annotated[Union[tuple(_members(union))], Field(discriminator="type")])
+
+
 @lru_cache(maxsize=2)
 def _adapter(kind: str) -> TypeAdapter:
     import openai.types.realtime as realtime
 
-    union = realtime.RealtimeServerEvent if kind == "server" else realtime.RealtimeClientEvent
-    members = tuple(_members(union))
-    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])
+    return discriminated(realtime.RealtimeServerEvent if kind == "server" else realtime.RealtimeClientEvent)
 
 
 def validate_server_event(event: dict):

@@ -64,9 +64,21 @@ class RawClient:
         self.invalid: list[str] = []
 
     async def connect(self, token_body: dict | None = None) -> None:
+        await self.get_token(token_body)
+        opened = await self.offer()
+        answer = await self.post_offer()
+        assert "a=end-of-candidates" in answer
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await asyncio.wait_for(opened.wait(), 10)
+
+    async def get_token(self, token_body: dict | None = None) -> None:
         async with self.http.post(self.base_url + "/api/sandra/token", json=token_body or {}) as r:
             assert r.status == 200, await r.text()
             self.token = await r.json()
+
+    async def offer(self) -> asyncio.Event:
+        """A peer with the data channel and the mic, its offer set locally; the event is set once
+        the data channel opens."""
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.dc = self.pc.createDataChannel("oai-events")
         opened = asyncio.Event()
@@ -79,15 +91,17 @@ class RawClient:
             self._tasks.append(asyncio.ensure_future(self._drain(track)))
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        return opened
+
+    async def post_offer(self) -> str:
+        """The offer to the token's realtime_url with its key: the answer SDP."""
         headers = {"Authorization": f"Bearer {self.token['value']}", "Content-Type": "application/sdp"}
         async with self.http.post(self.token["realtime_url"], data=self.pc.localDescription.sdp,
                                   headers=headers) as r:
             assert r.status == 201, await r.text()
-            answer = await r.text()
+            assert r.content_type == "application/sdp"
             self.call_url = r.headers["Location"]
-        assert "a=end-of-candidates" in answer
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-        await asyncio.wait_for(opened.wait(), 10)
+            return await r.text()
 
     def _on_message(self, raw) -> None:
         event = json.loads(raw)

@@ -62,20 +62,24 @@ class DeviceAudio(Source):
         self._retry: dict[str, tuple[float, float]] = {}  # kind -> (not before, next back-off)
         self._fresh: tuple[float, list[Device] | None] | None = None
         self.echo: EchoCanceller | None = None
-        if echo_cancellation:
-            try:
-                self.echo = EchoCanceller(noise_suppression=noise_suppression)
-            except EchoUnavailable as exc:
-                self.notices.append(f"{exc}; speak through a headset to avoid echo")
         self.mic: MicStream | None = None
         self.speaker: SpeakerStream | None = None
         self._trace = None
         self.wanted_input = input_device
         self.wanted_output = output_device
         devices = list_devices()
-        self.mic = self._open_mic(self._choose(devices, input_device, "input"))
+        mic_device = self._choose(devices, input_device, "input")
+        speaker_device = self._choose(devices, output_device, "output")
+        # Only once both devices are found: the canceller loads livekit's FFI library (about
+        # 19 MB), which a call that goes text only never needs.
+        if echo_cancellation:
+            try:
+                self.echo = EchoCanceller(noise_suppression=noise_suppression)
+            except EchoUnavailable as exc:
+                self.notices.append(f"{exc}; speak through a headset to avoid echo")
+        self.mic = self._open_mic(mic_device)
         try:
-            self.speaker = self._open_speaker(self._choose(devices, output_device, "output"))
+            self.speaker = self._open_speaker(speaker_device)
         except AudioUnavailable:
             self.mic.close()
             raise

@@ -15,8 +15,10 @@ class AudioUnavailable(Exception):
     """No PortAudio library or no usable device: the call can still run as text only."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Device:
+    """One row of PortAudio's list; frozen, so the UI gets it through the port as it is."""
+
     index: int
     name: str
     hostapi: str
@@ -38,7 +40,37 @@ def _sounddevice():
     return sounddevice
 
 
+def _sound_reachable() -> bool:
+    """Whether PortAudio could find any device here: a sound card, a sound server's socket, or
+    an ALSA configuration of the user's. Starting PortAudio reads all of ALSA's configuration
+    (about 24 MB that stay for the life of the process), so a machine with none of these gets
+    its empty list without it."""
+    if "sounddevice" in sys.modules:
+        return True  # already started: asking it costs nothing more
+    if any(os.environ.get(name) for name in ("PULSE_SERVER", "PIPEWIRE_REMOTE", "ALSA_CONFIG_PATH")):
+        return True
+    try:
+        with os.scandir("/dev/snd") as cards:
+            if any(True for _ in cards):
+                return True
+    except OSError:
+        pass
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    places = (_pulse_socket(), os.path.join(runtime, "pipewire-0"), "/run/pulse/native",
+              os.path.expanduser("~/.asoundrc"), "/etc/asound.conf")
+    if any(os.path.exists(place) for place in places):
+        return True
+    if os.path.exists(f"/tmp/jack-{os.getuid()}"):  # a JACK 1 server's sockets
+        return True
+    try:  # a JACK 2 server's sockets; jack_db-UID is only the registry any client leaves behind
+        return any(name.startswith("jack_") and not name.startswith("jack_db") for name in os.listdir("/dev/shm"))
+    except OSError:
+        return False
+
+
 def list_devices() -> list[Device]:
+    if not _sound_reachable():
+        return []
     sd = _sounddevice()
     try:
         raw = sd.query_devices()

@@ -26,6 +26,8 @@ import logging
 import sys
 import threading
 
+from sandra_tui.loops import finish_tasks
+
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 5.0
@@ -51,12 +53,7 @@ class CallThread:
         try:
             self.loop.run_forever()
         finally:
-            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finish_tasks(self.loop)
             self.loop.close()
 
     @property

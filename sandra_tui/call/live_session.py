@@ -23,7 +23,8 @@ import uuid
 
 from sandra_tui.audio.frames import peak_dbfs
 from sandra_tui.call.events import ErrorEvent, HistoryChanged, Notice, Speech, Transcript
-from sandra_tui.call.session import REPLY_AUDIO_DBFS, dispatch, new_event_id, plain_error
+from sandra_tui.call.session import REPLY_AUDIO_DBFS, SessionBase, dispatch, new_event_id, plain_error
+from sandra_tui.media.constants import FRAME_MS
 from sandra_tui.wire import live
 
 log = logging.getLogger("sandra_tui.call")
@@ -34,21 +35,12 @@ AWAIT_REPLY_S = 15.0  # a typed message unanswered for this long no longer holds
 MAX_QUEUED = 256  # commands waiting for session.started
 
 
-class LiveSession:
+class LiveSession(SessionBase):
     api = "live"
 
-    def __init__(self, send_raw, *, emit, history, audio, latency, on_idle=None, on_expired=None) -> None:
-        self._send_raw = send_raw  # str -> None; raises once the channel is closed
-        self._emit = emit
-        self.history = history
-        self.audio = audio
-        self._latency = latency
-        self._on_idle = on_idle or (lambda: None)
-        self._on_expired = on_expired or (lambda reason: None)
+    def __init__(self, send_raw, **sinks) -> None:
+        super().__init__(send_raw, **sinks)
         self.replied = True  # the voice is fixed at startup by the backend: never the client's to change
-        self.reply_active = False  # Sandra's audio is playing
-        self.reply_item: str | None = None  # her transcript being built
-        self.user_speaking = False
         self.session: dict = {}  # the SessionResource of session.started
         self.usage: dict | None = None  # the latest session.usage.updated
         self.closed_reason: str | None = None
@@ -299,7 +291,7 @@ class LiveSession:
                 and now - self._last_input_at >= USER_QUIET_S:
             self._end_user_turn()
         quiet = self._quiet_frames >= REPLY_QUIET_FRAMES and (
-            self._last_output_at is None or now - self._last_output_at >= REPLY_QUIET_FRAMES * 0.02)
+            self._last_output_at is None or now - self._last_output_at >= REPLY_QUIET_FRAMES * FRAME_MS / 1000)
         if quiet and (self.reply_active or self.reply_item is not None or self._suppress):
             self._end_reply()
         elif self._awaiting_until is not None and now >= self._awaiting_until and not self.busy:

@@ -15,9 +15,11 @@ quality stats, history changes) at most STREAM_HZ, latest value wins (`Coalescer
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, ClassVar, Protocol, runtime_checkable
 
+# A light module (no PortAudio until a list is asked for): its frozen Device is the UI's row.
+from sandra_tui.audio.devices import Device as DeviceInfo
 from sandra_tui.call.events import (
     AudioLevels,
     CallState,
@@ -25,6 +27,7 @@ from sandra_tui.call.events import (
     HistoryChanged,
     PlayoutStats,
     Quality,
+    StateChanged,
     Transcript,
 )
 
@@ -83,20 +86,6 @@ class HistorySnapshot(Event):
         return {"event": self.kind, "revision": self.revision, "count": len(self.messages)}
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    """A row of the device list (the same fields as audio.devices.Device, frozen)."""
-
-    index: int
-    name: str
-    hostapi: str
-    max_input_channels: int
-    max_output_channels: int
-    default_samplerate: float
-    default_input: bool = False
-    default_output: bool = False
-
-
 def audio_status(audio) -> AudioStatus:
     """The status of an audio engine (read on the thread that owns it)."""
     return AudioStatus(bool(audio.muted), bool(audio.push_to_talk), bool(getattr(audio, "talking", False)),
@@ -104,7 +93,7 @@ def audio_status(audio) -> AudioStatus:
 
 
 def device_infos(devices) -> tuple[DeviceInfo, ...]:
-    return tuple(DeviceInfo(**asdict(d)) for d in devices)
+    return tuple(devices)  # frozen rows: safe to hand across threads as they are
 
 
 class HistorySnapshots:
@@ -116,6 +105,15 @@ class HistorySnapshots:
         self.history = history
         self._cache: dict[int, tuple[object, MessageSnapshot]] = {}  # id(message) -> (message, snapshot)
         self._last: HistorySnapshot | None = None
+        self.sent = self.take()  # the last snapshot `unsent` gave (the first: the state at start)
+
+    def unsent(self) -> tuple[HistorySnapshot, ...]:
+        """The snapshot, as a batch of one, when it is not the one this last gave; else ()."""
+        snapshot = self.take()
+        if snapshot is self.sent:
+            return ()
+        self.sent = snapshot
+        return (snapshot,)
 
     def take(self) -> HistorySnapshot:
         h = self.history
@@ -139,7 +137,8 @@ class HistorySnapshots:
 class Coalescer:
     """Orders what goes to the UI: `push(event)` hands a state-like event to `send` at once
     (with nothing held back in front of it), and holds streams until `flush`, due at most
-    STREAM_HZ times a second. `schedule(delay, fn)` is the owner's timer (loop.call_later)."""
+    STREAM_HZ times a second. A call state change first sends what is held: those figures
+    belong to the state it ends. `schedule(delay, fn)` is the owner's timer (loop.call_later)."""
 
     def __init__(self, send: Callable[[tuple[Event, ...]], None], schedule, clock=time.monotonic,
                  hz: float = STREAM_HZ, extra: Callable[[], tuple[Event, ...]] = lambda: ()) -> None:
@@ -161,6 +160,12 @@ class Coalescer:
             self._held[key] = event
             self.poke()
             return
+        if isinstance(event, StateChanged) and self._held:
+            # What is held belongs to the state that ends here: it goes first, as it happened
+            # (a Quality held past RECONNECTING would put an old path's figures back up).
+            if self._timer is not None:
+                self._timer.cancel()
+            self.flush()
         self.send((event,))
 
     def poke(self) -> None:
@@ -240,3 +245,7 @@ class CallPort(Protocol):
     async def media_path(self): ...
     async def open_call_log(self, store) -> None: ...
     async def close_call_log(self) -> None: ...
+    async def start_telemetry(self, factory) -> None:
+        """`factory(port)` builds the call's telemetry uploader (or None); the port keeps it."""
+    async def close_telemetry(self, deadline_s: float = 2.0) -> None:
+        """Send what can go within `deadline_s` (the rest stays spooled); then there is none."""

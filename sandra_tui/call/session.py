@@ -93,7 +93,9 @@ def settings_update(s, include_voice: bool = True, transcription_model: str = "w
     return {"type": "session.update", "session": session}
 
 
-class RealtimeSession:
+class SessionBase:
+    """What both dialects' sessions hold: the channel, the call's sinks and the turn flags."""
+
     def __init__(self, send_raw, *, emit, history, audio, latency, on_idle=None, on_expired=None) -> None:
         self._send_raw = send_raw  # str -> None; raises once the channel is closed
         self._emit = emit
@@ -102,10 +104,15 @@ class RealtimeSession:
         self._latency = latency
         self._on_idle = on_idle or (lambda: None)
         self._on_expired = on_expired or (lambda reason: None)
-        self.response_active = False  # between our response.create / response.created and response.done
         self.reply_active = False  # the reply's audio is playing
-        self.reply_item: str | None = None
-        self.user_speaking = False  # between speech_started and speech_stopped
+        self.reply_item: str | None = None  # her transcript being built
+        self.user_speaking = False  # the caller is talking (between speech start and stop)
+
+
+class RealtimeSession(SessionBase):
+    def __init__(self, send_raw, **sinks) -> None:
+        super().__init__(send_raw, **sinks)
+        self.response_active = False  # between our response.create / response.created and response.done
         self._reply_started_frames = 0
         self._speech_stopped_at: float | None = None
         self._text_sent_at: float | None = None

@@ -49,6 +49,7 @@ class ControllerPort:
         self._ui_loop: asyncio.AbstractEventLoop | None = None
         self._call_loop: asyncio.AbstractEventLoop | None = None
         self._logger = None
+        self._telemetry = None  # the uploader: it lives on the call thread
         self.coalescer: Coalescer | None = None
         views = thread.run(self._call_attach) if thread is not None else self._call_attach()
         self._state, self._audio, self._history, self._config, self._flags = views
@@ -117,7 +118,7 @@ class ControllerPort:
             if inspect.isawaitable(result):
                 result = await result
             self._call_status()  # talk() and the like publish nothing: the status says it
-            if self._controller.history.revision != self._sent_history.revision:
+            if self._controller.history.revision != self._snapshots.sent.revision:
                 self.coalescer.poke()
             return result
 
@@ -206,16 +207,26 @@ class ControllerPort:
         if logger is not None:
             await asyncio.to_thread(logger.close)  # waits for the last row's write
 
+    async def start_telemetry(self, factory) -> None:
+        # The factory waits on the call thread: off the UI's loop. What it gives may be the
+        # uploader as seen from here (CallThread.bind): the port keeps the uploader itself.
+        made = await asyncio.to_thread(factory, self)
+        self._telemetry = getattr(made, "target", made)
+
+    async def close_telemetry(self, deadline_s: float = 2.0) -> None:
+        uploader, self._telemetry = self._telemetry, None
+        if uploader is not None:
+            await self._run(uploader.close, deadline_s)
+
     # -- call half ----------------------------------------------------------------------------
     def _call_attach(self):
         c = self._controller
         self._snapshots = HistorySnapshots(c.history)
-        self._sent_history = self._snapshots.take()
         self._sent_audio = audio_status(c.audio)
         self._sent_flags = Flags(c.recording, c.voice_locked)
-        self.coalescer = Coalescer(self._call_send, self._call_later, extra=self._call_extra)
+        self.coalescer = Coalescer(self._call_send, self._call_later, extra=self._snapshots.unsent)
         self._unsubscribe = c.subscribe(self._call_event)
-        return (c.state, self._sent_audio, self._sent_history, self._call_config(),
+        return (c.state, self._sent_audio, self._snapshots.sent, self._call_config(),
                 (self._sent_flags.recording, self._sent_flags.voice_locked))
 
     def _call_detach(self) -> None:
@@ -239,7 +250,7 @@ class ControllerPort:
         self.coalescer.push(event)
         if isinstance(event, STATUS_EVENTS):
             self._call_status()
-        if self._controller.history.revision != self._sent_history.revision:
+        if self._controller.history.revision != self._snapshots.sent.revision:
             self.coalescer.poke()  # e.g. the call's summary line, added with no history event
 
     def _call_status(self) -> None:
@@ -252,13 +263,6 @@ class ControllerPort:
         if flags != self._sent_flags:
             self._sent_flags = flags
             self.coalescer.push(flags)
-
-    def _call_extra(self) -> tuple[Event, ...]:
-        snapshot = self._snapshots.take()
-        if snapshot is self._sent_history:
-            return ()
-        self._sent_history = snapshot
-        return (snapshot,)
 
     def _call_send(self, batch: tuple[Event, ...]) -> None:
         ui = self._ui_loop

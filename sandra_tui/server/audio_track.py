@@ -14,6 +14,7 @@ import numpy as np
 
 from sandra_tui.media.opus import OpusTrack
 from sandra_tui.media.pacing import FramePacer
+from sandra_tui.media.constants import FRAME_MS
 from sandra_tui.media.constants import FRAME_SAMPLES as FRAME, SAMPLE_RATE  # noqa: F401 - agent.py imports them here
 
 
@@ -64,7 +65,7 @@ class AgentAudioTrack(OpusTrack):
 
     @property
     def queued_ms(self) -> int:
-        return len(self._frames) * 20
+        return len(self._frames) * FRAME_MS
 
     async def next_frame(self) -> tuple[np.ndarray, int]:
         pts = await self._pacer.next()

@@ -21,6 +21,24 @@ def json_error(status: int, message: str, code: str, headers: dict | None = None
                              headers=headers)
 
 
+class Throttle:
+    """One event per key per interval goes through; the ones held back meanwhile are counted."""
+
+    def __init__(self, interval_s: float, clock=time.monotonic) -> None:
+        self.interval_s, self.clock = interval_s, clock
+        self._last: dict = {}
+        self._held: dict = {}
+
+    def admit(self, key) -> int | None:
+        """None: hold this one back; otherwise how many were held back since the last one."""
+        now = self.clock()
+        if now - self._last.get(key, -1e18) < self.interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+
 class ErrorLog:
     """One line per error response; a burst of the same error (a 429 storm) is summarised
     at most once a second per route and status, with the number of lines held back."""
@@ -28,18 +46,13 @@ class ErrorLog:
     def __init__(self, log: logging.Logger, interval_s: float = 1.0) -> None:
         self.log = log
         self.interval_s = interval_s
-        self._last: dict[tuple, float] = {}
-        self._held: dict[tuple, int] = {}
+        self._throttle = Throttle(interval_s)
 
     def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
-        key = (request.method, route, response.status)
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self.interval_s:
-            self._held[key] = self._held.get(key, 0) + 1
+        held = self._throttle.admit((request.method, route, response.status))
+        if held is None:
             return
-        self._last[key] = now
-        held = self._held.pop(key, 0)
         code = ""
         body = getattr(response, "body", None)
         if isinstance(body, bytes | bytearray) and body[:1] == b"{":

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from sandra_tui.wire.realtime import error_body
 from sandra_tui.server import proxies
+from sandra_tui.server.errors import Throttle
 
 log = logging.getLogger("sandra_tui.server")
 MAX_JSON_DEPTH = 32
@@ -42,19 +43,15 @@ class RateLimitedLog:
     """One line per kind per interval; the lines held back are counted in the next one."""
 
     def __init__(self, logger: logging.Logger, interval_s: float = 60.0, clock=time.monotonic) -> None:
-        self.log, self.interval_s, self.clock = logger, interval_s, clock
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
+        self.log, self.interval_s = logger, interval_s
+        self._throttle = Throttle(interval_s, clock)
         self.total: dict[str, int] = {}
 
     def note(self, kind: str, detail: str = "") -> None:
         self.total[kind] = self.total.get(kind, 0) + 1
-        now = self.clock()
-        if now - self._last.get(kind, -1e18) < self.interval_s:
-            self._held[kind] = self._held.get(kind, 0) + 1
+        held = self._throttle.admit(kind)
+        if held is None:
             return
-        self._last[kind] = now
-        held = self._held.pop(kind, 0)
         self.log.warning("%s%s%s", kind, f": {detail}" if detail else "",
                          f" (+{held} more in the last {self.interval_s:.0f} s)" if held else "")
 

@@ -10,12 +10,12 @@ class and the storage's health as Prometheus metrics, and the shared limits (ser
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
+from sandra_tui.loops import cancel_and_wait
 from sandra_tui.server import shared
 
 log = logging.getLogger("sandra_tui.server.ops")
@@ -75,11 +75,8 @@ class Ops:
         self._task = asyncio.create_task(self._watch(), name="storage-health")
 
     async def stop(self, app: web.Application) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
 
 def install(app: web.Application, settings, *, prom, calls, check_key, storage) -> Ops:

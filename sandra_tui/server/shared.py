@@ -28,6 +28,7 @@ import uuid
 from aiohttp import web
 
 from sandra_tui import secrets
+from sandra_tui.loops import cancel_and_wait
 from sandra_tui.wire.realtime import CALLS_PATH, TOKEN_PATH
 from sandra_tui.server.errors import json_error
 from sandra_tui.server.metrics.api import METRICS_PATH
@@ -107,11 +108,8 @@ class SharedLimits:
         log.info("shared limits on PostgreSQL (replica %s)", self.replica)
 
     async def stop(self, app: web.Application) -> None:
-        if self._sync is not None:
-            self._sync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sync
-            self._sync = None
+        sync, self._sync = self._sync, None
+        await cancel_and_wait(sync)
         if self.pool is not None:
             with contextlib.suppress(Exception):  # a last courtesy: free our slots at once
                 async with self.pool.acquire() as conn:

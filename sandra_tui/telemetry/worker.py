@@ -18,6 +18,7 @@ import time
 import aiohttp
 
 from sandra_tui.config import tls
+from sandra_tui.loops import finish_tasks
 from sandra_tui.telemetry.outbox import Outbox
 from sandra_tui.telemetry.spool import Row
 
@@ -88,12 +89,7 @@ class Worker:
             log.exception("telemetry worker failed")
         finally:
             with contextlib.suppress(Exception):
-                pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+                finish_tasks(self.loop)
             self.loop.close()
             self.finished.set()
 

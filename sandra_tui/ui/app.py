@@ -68,7 +68,6 @@ class SandraApp(App):
         self.call_store = call_store  # a CallStore (call history), or None: not kept
         self.port = port
         self.telemetry_factory = telemetry_factory
-        self.telemetry = None
         self.warnings = list(warnings or [])
         self.autostart = autostart
         self.config_path = config_path  # None: save_config's default ($SANDRA_CONFIG or the user dir)
@@ -102,8 +101,8 @@ class SandraApp(App):
             await self.port.open_call_log(self.call_store)
         except Exception:  # noqa: BLE001 - no history is no reason to have no call
             log.exception("starting the call history failed")
-        if self.telemetry_factory is not None:
-            self.telemetry = self.telemetry_factory(self.port)
+        if self.telemetry_factory is not None:  # the port keeps the uploader: the UI never holds it
+            await self._guard("Starting telemetry", self.port.start_telemetry, self.telemetry_factory)
         if self.autostart:
             await self._guard("Starting the call", self.port.start)
 
@@ -280,8 +279,8 @@ class SandraApp(App):
 
     async def action_quit(self) -> None:
         await self._guard("Hanging up", self.port.hangup)
-        if self.telemetry is not None:  # the backend is still up: flush, spool the rest
-            await self._guard("Sending telemetry", self.telemetry.close, deadline_s=2.0)
+        # The backend is still up: flush, spool the rest.
+        await self._guard("Sending telemetry", self.port.close_telemetry, 2.0)
         await self._guard("Closing", self.port.close)
         self.exit()
 

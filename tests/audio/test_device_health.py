@@ -14,23 +14,8 @@ import numpy as np
 import pytest
 
 from sandra_tui.audio import device_audio
-from sandra_tui.audio.device_audio import RETRY_S, DeviceAudio
+from sandra_tui.audio.device_audio import RETRY_S
 from sandra_tui.audio.engine import AudioEngine, Notices
-
-
-@pytest.fixture
-def devices(pulse):
-    opened = []
-
-    def make(**kwargs) -> DeviceAudio:
-        kwargs.setdefault("echo_cancellation", False)
-        d = DeviceAudio(**kwargs)
-        opened.append(d)
-        return d
-
-    yield make
-    for d in opened:
-        d.close()
 
 
 def test_late_callbacks_on_a_listed_device_are_reported_not_switched(devices):

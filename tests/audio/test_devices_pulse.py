@@ -38,21 +38,6 @@ def push_tone(devices: DeviceAudio, samples: np.ndarray) -> None:
         devices.playout.push(samples[i : i + FRAME], i)
 
 
-@pytest.fixture
-def devices(pulse):
-    opened = []
-
-    def make(**kwargs) -> DeviceAudio:
-        kwargs.setdefault("echo_cancellation", False)
-        d = DeviceAudio(**kwargs)
-        opened.append(d)
-        return d
-
-    yield make
-    for d in opened:
-        d.close()
-
-
 RATES_AND_BLOCKS = [(0, 10), (44100, 10), (0, 20)]  # (device rate, PortAudio block ms)
 
 

@@ -208,3 +208,25 @@ async def test_settings_are_a_copy_and_ice_changes_go_in_as_a_command(rig: Rig) 
     await rig.port.set_ice(ice)
     assert rig.port.settings().ice.stun == ["stun:127.0.0.1:3478"]
     assert rig.port.settings().ice.probe_timeout_ms == 250
+
+
+class RecordingUploader:
+    """Stands in for the telemetry uploader: which thread closed it, with what deadline."""
+
+    def __init__(self) -> None:
+        self.closed: list[tuple[float, int]] = []
+
+    async def close(self, deadline_s: float = 2.0) -> None:
+        self.closed.append((deadline_s, threading.get_ident()))
+
+
+async def test_the_port_keeps_the_telemetry_uploader_and_closes_it_once(rig: Rig) -> None:
+    uploader = RecordingUploader()
+    given = []
+    await rig.port.start_telemetry(lambda port: given.append(port) or uploader)
+    assert given == [rig.port]  # the factory gets the port, the app nothing back
+    await rig.port.close_telemetry(1.5)
+    await rig.port.close_telemetry(1.5)  # a second quit: nothing left to close
+    assert [deadline for deadline, _ in uploader.closed] == [1.5]
+    await rig.port.start_telemetry(lambda port: None)  # telemetry off: closing is a no-op
+    await rig.port.close_telemetry()

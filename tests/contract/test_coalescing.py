@@ -13,8 +13,8 @@ import time
 
 from sandra_tui.call.call_thread import CallThread
 from sandra_tui.call.controller import CallController
-from sandra_tui.call.events import AudioLevels, Notice, PlayoutStats
-from sandra_tui.call.port import STREAM_HZ, HistorySnapshot
+from sandra_tui.call.events import AudioLevels, CallState, Notice, PlayoutStats, Quality, StateChanged
+from sandra_tui.call.port import STREAM_HZ, Coalescer, HistorySnapshot
 from sandra_tui.call.thread_port import ControllerPort
 from sandra_tui.config.model import Config
 
@@ -107,3 +107,31 @@ async def test_streaming_history_crosses_as_few_snapshots_with_the_whole_text() 
     assert port.history_snapshot().messages[-1].content == "done"
     # One key for the message while it streams: the UI updates its view instead of adding one.
     assert len({s.messages[0].key for s in snapshots}) == 1
+
+
+def test_a_state_change_sends_the_held_figures_first() -> None:
+    """A Quality held when the path drops must not land after RECONNECTING (it would put the
+    old path's figures back on screen); without a state change it waits for its slot."""
+    sent: list = []
+    timers: list = []
+
+    class Timer:
+        cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def schedule(delay, function):
+        timers.append(Timer())
+        return timers[-1]
+
+    coalescer = Coalescer(sent.extend, schedule)
+    quality = Quality(40.0, 2.0, 0, 500, 0.0, 4.4)
+    coalescer.push(quality)
+    coalescer.push(Notice("not a state change"))
+    assert sent == [Notice("not a state change")] and len(timers) == 1  # the figure waits
+    outage = StateChanged(CallState.RECONNECTING, reason="ice_failed")
+    coalescer.push(outage)
+    assert sent[1:] == [quality, outage] and timers[0].cancelled
+    coalescer.push(StateChanged(CallState.CONNECTED))  # nothing held: no flush of nothing
+    assert coalescer.flushes == 1

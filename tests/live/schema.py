@@ -5,26 +5,18 @@ tests/realtime_schema.py. The SDK's models accept unknown fields; `strict` also 
 
 from __future__ import annotations
 
-import typing
 from functools import lru_cache
-from typing import Annotated, Union
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
-
-def _members(union) -> list:
-    args = typing.get_args(union)
-    if args and typing.get_origin(args[0]) is Union:
-        args = typing.get_args(args[0])
-    return [a for a in args if "type" in getattr(a, "model_fields", {})]
+from tests.realtime_schema import discriminated
 
 
 @lru_cache(maxsize=4)
 def _adapter(kind: str) -> TypeAdapter:
     import openai.types.live as live
 
-    union = {"server": live.ServerEvent, "client": live.ClientEvent}[kind]
-    return TypeAdapter(Annotated[Union[tuple(_members(union))], Field(discriminator="type")])
+    return discriminated({"server": live.ServerEvent, "client": live.ClientEvent}[kind])
 
 
 def _extras(value, path: str = "") -> list[str]:

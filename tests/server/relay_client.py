@@ -8,7 +8,7 @@ import asyncio
 import re
 import time
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 
 from tests.rtc_client import RawClient
 
@@ -39,30 +39,11 @@ class RelayClient(RawClient):
         self.timings = {}
         self.token = token
         if token is None:
-            async with self.http.post(self.base_url + "/api/sandra/token", json=token_body or {}) as r:
-                assert r.status == 200, await r.text()
-                self.token = await r.json()
+            await self.get_token(token_body)
         self.timings["token_ms"] = (time.monotonic() - t0) * 1000
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.dc = self.pc.createDataChannel("oai-events")
-        opened = asyncio.Event()
-        self.dc.on("open", opened.set)
-        self.dc.on("message", self._on_message)
-        self.pc.addTransceiver(self.mic, direction="sendrecv")
-
-        @self.pc.on("track")
-        def _track(track) -> None:
-            self._tasks.append(asyncio.ensure_future(self._drain(track)))
-
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        opened = await self.offer()
         t1 = time.monotonic()
-        headers = {"Authorization": f"Bearer {self.token['value']}", "Content-Type": "application/sdp"}
-        async with self.http.post(self.token["realtime_url"], data=self.pc.localDescription.sdp,
-                                  headers=headers) as r:
-            assert r.status == 201, await r.text()
-            assert r.content_type == "application/sdp"
-            self.answer = await r.text()
-            self.call_url = r.headers["Location"]
+        self.answer = await self.post_offer()
         self.timings["sdp_ms"] = (time.monotonic() - t1) * 1000
         await self.pc.setRemoteDescription(RTCSessionDescription(copy_session_attrs(self.answer), "answer"))
         await asyncio.wait_for(opened.wait(), 10)

@@ -3,12 +3,15 @@
 Pilot tests with the real controller wait on a live media loop; this one answers at once and
 lets a test `emit()` exactly the events it needs. The history is the real ConversationHistory.
 Its state rules are the controller's: tests/contract/test_call_port.py runs the same tests on
-this and on ControllerPort over a real CallController. Unlike the real port it delivers every
-event at once (no coalescing), so a test sees what it emitted without waiting.
+this and on ControllerPort over a real CallController. Events reach subscribers as the real
+port sends them, through its Coalescer: state-like events at once, levels, stats, transcript
+deltas and history snapshots at most 10 times a second (latest wins), so a test that emits a
+stream waits for it as the UI must.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from sandra_tui.audio.devices import AudioUnavailable, Device
@@ -28,7 +31,14 @@ from sandra_tui.call.events import (
 )
 from sandra_tui.call.history import ConversationHistory
 from sandra_tui.call.ice import IcePlanner
-from sandra_tui.call.port import AudioStatus, HistorySnapshot, HistorySnapshots, audio_status, device_infos
+from sandra_tui.call.port import (
+    AudioStatus,
+    Coalescer,
+    HistorySnapshot,
+    HistorySnapshots,
+    audio_status,
+    device_infos,
+)
 from sandra_tui.config.model import Config
 
 FAKE_DEVICES = [
@@ -77,7 +87,9 @@ class FakeController:
         self.rescanned: list[Device] | None = None  # the list a rescan finds (None: the same)
         self.session_updates: list = []
         self._snapshots = HistorySnapshots(self.history)
+        self.coalescer = Coalescer(self._send, self._later, extra=self._snapshots.unsent)
         self.call_logger = None
+        self.telemetry = None  # what start_telemetry's factory built
         self.can_record = True
         self.mic_error = ""  # mic_test raises AudioUnavailable with this
         self.mic_peak_dbfs = -12.0  # the level mic_test reports
@@ -100,7 +112,19 @@ class FakeController:
     def emit(self, event: Event) -> None:
         if isinstance(event, StateChanged):
             self.state = event.state
-        self.bus.publish(event)
+        self.coalescer.push(event)
+
+    def _send(self, batch: tuple[Event, ...]) -> None:
+        for event in batch:
+            self.bus.publish(event)
+
+    @staticmethod
+    def _later(delay: float, function):
+        try:
+            return asyncio.get_running_loop().call_later(delay, function)
+        except RuntimeError:  # emitted outside any loop: nothing to wait on
+            function()
+            return None
 
     # -- commands --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,6 +152,7 @@ class FakeController:
         if self.state not in (CallState.IDLE, CallState.FAILED, CallState.ENDED):
             self.emit(StateChanged(CallState.ENDED))
         self.closed = True
+        self.coalescer.cancel()  # as the real port's detach: held streams go nowhere now
 
     async def set_muted(self, muted: bool) -> None:
         self.commands.append(f"muted={muted}")
@@ -210,6 +235,16 @@ class FakeController:
         h = self.config.history
         self.call_logger = CallLogger(self, store if h.save_calls else None,
                                       keep_days=h.keep_days, keep_calls=h.keep_calls)
+
+    async def start_telemetry(self, factory) -> None:
+        self.commands.append("start_telemetry")
+        self.telemetry = factory(self)
+
+    async def close_telemetry(self, deadline_s: float = 2.0) -> None:
+        uploader, self.telemetry = self.telemetry, None
+        if uploader is not None:
+            self.commands.append("close_telemetry")
+            await uploader.close(deadline_s)
 
     async def close_call_log(self) -> None:
         logger, self.call_logger = self.call_logger, None

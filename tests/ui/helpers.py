@@ -5,6 +5,11 @@ from __future__ import annotations
 from sandra_tui.shims import textual as textual_shim
 
 
+def text(widget) -> str:
+    """What a widget shows now, as plain text."""
+    return str(widget.render())
+
+
 def notes(app) -> list[str]:
     """Every notification shown so far (title: message)."""
     return [f"{n.title}: {n.message}" for n in textual_shim.notifications(app)]

@@ -26,12 +26,8 @@ from sandra_tui.ui.widgets.mic_status import MicStatus
 from sandra_tui.ui.widgets.quality_line import QualityLine
 from sandra_tui.ui.widgets.transcript import Transcript
 from tests.ui.fake_controller import FakeController
-from tests.ui.helpers import notes, wait_until
+from tests.ui.helpers import notes, text, wait_until
 from tests.ui.scenes import START, FrozenClock, make_app
-
-
-def text(widget) -> str:
-    return str(widget.render())
 
 
 async def test_every_call_key_works_while_typing():

@@ -25,7 +25,8 @@ FORBIDDEN_MODULES = ("sandra_tui.call.controller", "sandra_tui.call.supervisor",
                      "sandra_tui.call.session", "sandra_tui.call.call_thread", "sandra_tui.call.thread_port",
                      "sandra_tui.audio.engine")
 # Attributes of call-thread objects: nothing in the UI names them on anything.
-FORBIDDEN_ANYWHERE = {"controller", "_controller", "planner", "bus", "supervisor", "connection", "target"}
+FORBIDDEN_ANYWHERE = {"controller", "_controller", "planner", "bus", "supervisor", "connection", "target",
+                      "telemetry"}  # the uploader lives on the call thread; the port closes it
 # Fine on a settings copy (port.settings().audio); never on the port itself.
 FORBIDDEN_ON_PORT = {"audio", "history", "config", "embedded"}
 
