@@ -31,6 +31,7 @@ from sandra_tui.server.agent_replies import Replies
 from sandra_tui.server.agent_session import BadEvent, default_session, new_id  # noqa: F401 - re-exported
 from sandra_tui.server.audio_track import FRAME, SAMPLE_RATE, AgentAudioTrack
 from sandra_tui.server.faults import Faults
+from sandra_tui.server.rate_window import RateWindow
 from sandra_tui.server.vad import BARGE_IN_FRAMES, FRAME_MS, MAX_ONSET_SPAN, ONSET_FRAMES, Vad
 from sandra_tui.shims import aiortc as aiortc_shim
 
@@ -75,6 +76,7 @@ class LocalAgentCall(Replies, ClientEvents):
         self._items: OrderedDict[str, dict] = OrderedDict()  # the conversation, for truncate/delete/retrieve
         self._reply: dict | None = None  # the response in progress
         self._reply_task: asyncio.Task | None = None
+        self.rate_window = RateWindow()  # what rate_limits.updated reports for this call
         self._audio_reply: dict | None = None  # the reply whose audio is leaving now
         self._echo_until = 0.0  # till then Sandra's voice may still come back from the caller's room
         self._pending_text = ""

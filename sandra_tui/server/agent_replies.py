@@ -14,6 +14,7 @@ import numpy as np
 from sandra_tui.server import intents, tools, tts
 from sandra_tui.server.agent_session import new_id
 from sandra_tui.server.audio_track import SAMPLE_RATE
+from sandra_tui.server.rate_window import reserved_tokens
 from sandra_tui.server.vad import FRAME_MS
 
 log = logging.getLogger("sandra_tui.server.agent")
@@ -47,6 +48,9 @@ class Replies:
         self._reply = reply
         self._reply_task = self.spawn(self._run_tool(reply), "tool")
 
+    def _rate_limits(self, tokens: int) -> None:
+        self.send("rate_limits.updated", rate_limits=self.rate_window.spend(tokens))
+
     def _response(self, reply: dict, status: str, output: list | None = None, reason: str | None = None) -> dict:
         details = None
         if status == "cancelled":
@@ -71,6 +75,7 @@ class Replies:
         (a second response), as a model with tools would do once the client sent the output."""
         rid, iid, call_id = reply["id"], reply["item"], reply["call_id"]
         self.send("response.created", response=self._response(reply, "in_progress"))
+        self._rate_limits(reserved_tokens(reply["arguments"]))
         item = self._call_item(reply, "in_progress")
         self.send("response.output_item.added", response_id=rid, output_index=0, item=item)
         self.send("conversation.item.added", item=item, previous_item_id=self._last_item)
@@ -103,6 +108,7 @@ class Replies:
     async def _run_reply(self, reply: dict, fallback_audio: np.ndarray | None, echo: bool) -> None:
         rid, iid, text = reply["id"], reply["item"], reply["text"]
         self.send("response.created", response=self._response(reply, "in_progress"))
+        self._rate_limits(reserved_tokens(text))
         item = self._assistant_item(reply, "in_progress", None)
         self.send("response.output_item.added", response_id=rid, output_index=0, item=item)
         self.send("conversation.item.added", item=item, previous_item_id=self._last_item)

@@ -126,6 +126,7 @@ SERVER_EVENTS = frozenset({
     "response.output_audio_transcript.done",
     "response.output_audio.done",
     "response.done",
+    "rate_limits.updated",
     "output_audio_buffer.started",
     "output_audio_buffer.stopped",
     "output_audio_buffer.cleared",

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from sandra_tui.call.controller import CallController, open_peer_connections
-from sandra_tui.call.events import CallState, LatencySample, ReconnectAttempt, StateChanged, Transcript
+from sandra_tui.call.events import CallState, LatencySample, RateLimits, ReconnectAttempt, StateChanged, Transcript
 from sandra_tui.config.model import Config
 from tests.helpers import serve_routes
 
@@ -87,6 +87,10 @@ async def test_call_text_transcript_latency_and_hangup(agent_server, leak_check)
         assert {"token_acquisition", "sdp_exchange", "ice_connect", "time_to_first_audio",
                 "text_response_latency"} <= names
         assert all(e.cls in ("GOOD", "MEDIUM", "HIGH") for e in rec.of(LatencySample))
+        # rate_limits.updated at the start of the response reaches the port as RateLimits (#15 item 7)
+        limits = rec.of(RateLimits)
+        assert limits and {name for name, *_ in limits[-1].limits} == {"requests", "tokens"}
+        assert all(remaining < limit for _, remaining, limit, _ in limits[-1].limits)
         assert rec.states()[:3] == [CallState.ACQUIRING_TOKEN, CallState.CONNECTING, CallState.CONNECTED]
     finally:
         await controller.close()

@@ -140,7 +140,7 @@ async def _renewing_call(tmp_path, seconds: float, max_s: float, renew_after_s: 
 
 async def test_sessions_renew_before_the_cap_without_a_gap(tmp_path, leak_check):
     # 8 s sessions renewed after 5 s: three renewals inside 20 s; 3 minutes with 40 s sessions
-    # is the same code path (BENCHMARKS.md has that run).
+    # is the same code path (README, "Session renewal", has that run's figures: bench/renewal.py).
     server, controller, rec, arrivals = await _renewing_call(tmp_path, 20, max_s=8, renew_after_s=5)
     try:
         await controller.send_text("remember the number 42")

@@ -15,6 +15,7 @@ from sandra_tui.call.events import (
     MediaPath,
     Notice,
     Quality,
+    RateLimits,
     Speech,
     StateChanged,
 )
@@ -23,6 +24,7 @@ from sandra_tui.ui.screens.history import HistoryScreen
 from sandra_tui.ui.screens.main import MainScreen
 from sandra_tui.ui.screens.settings import SessionSettings
 from sandra_tui.ui.widgets.latency_spark import LatencySpark, bars
+from sandra_tui.ui.widgets.limits_line import LimitsLine
 from sandra_tui.ui.widgets.media_line import MediaLine
 from sandra_tui.ui.widgets.message_view import MessageView
 from sandra_tui.ui.widgets.mic_status import MicStatus
@@ -304,12 +306,40 @@ async def test_media_path_and_rec_marker_in_the_call_pane():
         await app.main.poll_media()
         shown = text(app.query_one(MediaLine))
         assert "relayed (TURN)" in shown and "turn:turn.example.org:3478" in shown and "opus/48000/2" in shown
+        assert "Realtime API" in shown  # the dialect (#22)
+        c.media = MediaPath("host", "host", "", "opus/48000/2", 31.5, 33.0, api="live")
+        await app.main.poll_media()
+        assert "GPT-Live" in text(app.query_one(MediaLine))
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert c.recording and text(app.query_one(MicStatus)).startswith("REC")
         await pilot.press("f2")
         await pilot.pause()
         assert "REC" not in text(app.query_one(MicStatus)) and "path: -" in text(app.query_one(MediaLine))
+
+
+async def test_rate_limits_in_the_call_pane_count_down_and_clear():
+    clock = [1000.0]
+    c = FakeController()
+    app = make_app(c)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        line = app.query_one(LimitsLine)
+        assert not line.display  # nothing reported yet: no row
+        await pilot.press("f2")
+        await wait_until(lambda: c.state == CallState.CONNECTED, pilot)
+        line.clock = lambda: clock[0]
+        c.emit(RateLimits((("requests", 4999, 5000, 60.0), ("tokens", 3100, 40000, 42.0))))
+        await wait_until(lambda: line.display, pilot)
+        shown = text(line)
+        assert "requests 4999/5000" in shown and "tokens 3100/40k" in shown and "resets in 42 s" in shown
+        warned = [span for span in line.render().spans if "warning" in str(span.style)]
+        assert len(warned) == 1  # tokens under a tenth of the limit; requests are not
+        clock[0] += 30
+        line._tick()
+        assert "resets in 12 s" in text(line)
+        await pilot.press("f2")  # hang up: the figures belonged to that call
+        await wait_until(lambda: not line.display, pilot)
 
 
 async def test_device_picker_rescan_finds_a_new_device():

@@ -237,16 +237,29 @@ class SqliteStorage(Storage):
         return conn
 
     async def _close(self) -> None:
-        if self._conn is not None:
+        # Under the lock: a query whose awaiting task was cancelled (the health check's timeout, a
+        # client gone) still runs in its worker thread, and closing the connection under it crashed
+        # the process (SIGSEGV in sqlite3, seen once in CI with stress-ng beside it).
+        await asyncio.to_thread(self._close_sync)
+
+    def _close_sync(self) -> None:
+        with self._lock:
             conn, self._conn = self._conn, None
-            await asyncio.to_thread(conn.close)
+            if conn is not None:
+                conn.close()
+
+    def _db(self) -> sqlite3.Connection:
+        """The open connection, under self._lock; a closed store is a StorageError, not a crash."""
+        if self._conn is None:
+            raise StorageError("the metrics database is closed")
+        return self._conn
 
     async def _write(self, rows: list[Row]) -> list[bool]:
         return await asyncio.to_thread(self._write_sync, rows)
 
     def _write_sync(self, rows: list[Row]) -> list[bool]:
         with self._lock:
-            conn = self._conn
+            conn = self._db()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 out = []
@@ -264,7 +277,7 @@ class SqliteStorage(Storage):
     async def recent(self, session_id: str, limit: int) -> list[dict]:
         def query() -> list[dict]:
             with self._lock:
-                rows = self._conn.execute(
+                rows = self._db().execute(
                     "SELECT body FROM latency_payloads WHERE session_id = ? "
                     "ORDER BY received_at DESC, id DESC LIMIT ?", (session_id, limit)).fetchall()
             return _bodies(rows)
@@ -274,7 +287,7 @@ class SqliteStorage(Storage):
     async def claim_session(self, session_id: str) -> bool:
         def claim() -> bool:
             with self._lock:
-                cur = self._conn.execute("INSERT OR IGNORE INTO sessions (session_id, created_at) VALUES (?, ?)",
+                cur = self._db().execute("INSERT OR IGNORE INTO sessions (session_id, created_at) VALUES (?, ?)",
                                          (session_id, time.time()))
                 return cur.rowcount == 1
 
@@ -283,7 +296,7 @@ class SqliteStorage(Storage):
     async def schema_version(self) -> int:
         def query() -> int:
             with self._lock:
-                return self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+                return self._db().execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
 
         return await asyncio.to_thread(query)
 

@@ -26,6 +26,7 @@ from sandra_tui.call.events import (
     MuteChanged,
     PlayoutStats,
     Quality,
+    RateLimits,
     RecordingChanged,
     Speech,
     StateChanged,
@@ -37,6 +38,7 @@ from sandra_tui.ui.widgets.call_status import CallStatus
 from sandra_tui.ui.widgets.devices_line import DevicesLine
 from sandra_tui.ui.widgets.latency_spark import LatencySpark
 from sandra_tui.ui.widgets.level_meter import LevelMeter
+from sandra_tui.ui.widgets.limits_line import LimitsLine
 from sandra_tui.ui.widgets.media_line import MediaLine
 from sandra_tui.ui.widgets.mic_status import MicStatus
 from sandra_tui.ui.widgets.playout_line import PlayoutLine
@@ -115,11 +117,14 @@ class MainScreen(Screen):
                 self.query_one(QualityLine).show(None, event.state)
                 self.query_one(PlayoutLine).show(None)
                 self.query_one(MediaLine).show(None)
+                self.query_one(LimitsLine).show(None)
                 if event.state in (CallState.ENDED, CallState.FAILED, CallState.IDLE):
                     self.recording = False
             self.show_mic()
         elif isinstance(event, MediaPath):
             self.query_one(MediaLine).show(event)
+        elif isinstance(event, RateLimits):
+            self.query_one(LimitsLine).show(event)
         elif isinstance(event, RecordingChanged):
             self.recording = event.active
             self.show_mic()

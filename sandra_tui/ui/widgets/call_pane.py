@@ -1,4 +1,5 @@
-"""The call at a glance: state and timer, microphone, levels, quality, playout, devices.
+"""The call at a glance: state and timer, microphone, levels, quality, playout, media path, rate
+limits, devices.
 
 It only shows what it is given; the screen decides when (state at once, meters on its timer).
 """
@@ -13,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from sandra_tui.ui.widgets.call_status import CallStatus
 from sandra_tui.ui.widgets.devices_line import DevicesLine
 from sandra_tui.ui.widgets.level_meter import LevelMeter
+from sandra_tui.ui.widgets.limits_line import LimitsLine
 from sandra_tui.ui.widgets.media_line import MediaLine
 from sandra_tui.ui.widgets.mic_status import MicStatus
 from sandra_tui.ui.widgets.playout_line import PlayoutLine
@@ -36,6 +38,7 @@ class CallPane(Vertical):
             yield QualityLine()
             yield PlayoutLine()
         yield MediaLine()
+        yield LimitsLine(self.clock)
         yield DevicesLine()
 
     @property
@@ -45,4 +48,4 @@ class CallPane(Vertical):
     def text(self) -> str:
         """Everything the pane shows, as plain text (for tests and logs)."""
         return "\n".join(str(w.render()) for w in self.query("CallStatus, MicStatus, LevelMeter, QualityLine, "
-                                                              "PlayoutLine, MediaLine, DevicesLine"))
+                                                              "PlayoutLine, MediaLine, LimitsLine, DevicesLine"))
