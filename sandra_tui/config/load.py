@@ -12,23 +12,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import platformdirs
 import tomli_w
 from pydantic import ValidationError
 
 from sandra_tui import secrets
 from sandra_tui.config.model import Config, TurnServer
-from sandra_tui.config.urls import IceUrlError, normalize_turn
+from sandra_tui.config.paths import config_path
+from sandra_tui.config.urls import IceUrlError, mask_url_credentials, normalize_turn
 
-APP_NAME = "sandra-tui"
-# `turn:user:pass@host` (or `turn://user@host`): credentials someone wrote into an ICE URL.
-_URL_USERINFO = re.compile(r"(?i)\b((?:turns?|stuns?):(?://)?)([^@\s'\"/,\]]+)@")
-
-
-def mask_url_credentials(text: str) -> str:
-    """Hide the user:password part of every ICE URL in `text` (messages, warnings, output):
-    the URL is rejected, but whatever quotes it must not show the password."""
-    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}****@", text) if "@" in text else text
 TURN_ENV = {
     "server": ("SANDRA_TURN_SERVER", "REACT_APP_TURN_SERVER"),
     "username": ("SANDRA_TURN_USERNAME", "REACT_APP_TURN_USERNAME"),
@@ -68,15 +59,6 @@ class LoadedConfig:
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
     warnings: list[str] = field(default_factory=list)
     quarantined: Path | None = None
-
-
-def config_path(explicit: str | os.PathLike | None = None) -> Path:
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("SANDRA_CONFIG")
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
 # -- reading ---------------------------------------------------------------------------------

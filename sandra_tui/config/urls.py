@@ -6,6 +6,16 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+# `turn:user:pass@host` (or `turn://user@host`): credentials someone wrote into an ICE URL.
+_URL_USERINFO = re.compile(r"(?i)\b((?:turns?|stuns?):(?://)?)([^@\s'\"/,\]]+)@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """Hide the user:password part of every ICE URL in `text` (messages, warnings, output):
+    the URL is rejected, but whatever quotes it must not show the password."""
+    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}****@", text) if "@" in text else text
+
+
 DEFAULT_PORTS = {"stun": 3478, "turn": 3478, "turns": 5349}
 TRANSPORTS = ("udp", "tcp")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
