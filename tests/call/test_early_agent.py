@@ -148,3 +148,19 @@ def test_a_sigkill_before_the_app_leaves_no_agent(tmp_path):
     proc.communicate(timeout=APPEAR_S)
     # No atexit now: the agent sees its stdin close (and PDEATHSIG) and ends by itself.
     assert wait_for(lambda: not agents(tag), GRACE_S + 3.0), "the early agent outlived a SIGKILLed client"
+
+
+def test_main_forks_the_agent_for_the_tui_only(monkeypatch, capsys):
+    """`sandra-tui` (no sub-command: args.command is None) and only it."""
+    import sandra_tui.ui.run as run
+    from sandra_tui import cli
+    from sandra_tui.call import early_agent
+
+    spawned, handed = [], []
+    monkeypatch.setattr(early_agent, "spawn_early", lambda backend, config: spawned.append((backend, config)) or "agent")
+    monkeypatch.setattr(run, "run_tui", lambda args: handed.append(args.early_agent) or 0)
+    assert cli.main(["--text-only"]) == 0
+    assert cli.main(["--backend", "http://127.0.0.1:9", "--config", "/nowhere.toml"]) == 0
+    assert spawned == [(None, None), ("http://127.0.0.1:9", "/nowhere.toml")] and handed == ["agent", "agent"]
+    assert cli.main(["config", "path"]) == 0
+    assert len(spawned) == 2
