@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from bench import metrics_load, resources
+from bench import launch, metrics_load, resources
 from bench.audio import AudioBench
 from bench.baseline import BaselineClient
 from sandra_tui.call.controller import CallController
@@ -199,6 +199,15 @@ async def metrics_rows(rows: list[dict], mode: str) -> None:
     rows[-1]["past_limit"] = over
 
 
+def launch_rows(rows: list[dict], mode: str) -> None:
+    """`sandra-tui` in a tmux pane: launch -> first paint and -> connected, against a bare Textual
+    app's paint measured in the same runs (bench/launch.py); `serve` start -> ready alone."""
+    r = launch.measure(3 if mode == "quick" else 10)["raw"]
+    rows.append(summarize("launch -> first paint, vs a bare Textual app (s)", r["paint"], r["bare_paint"]))
+    rows.append(summarize("launch -> connected, vs a bare app's paint (s)", r["connected"], r["bare_paint"]))
+    rows.append(summarize("serve start -> ready file (s)", r["serve_ready"], []))
+
+
 def summarize(name: str, ours: list, base: list, unit: str = "s") -> dict:
     ours = [v for v in ours if v is not None]
     base = [v for v in base if v is not None]
@@ -265,6 +274,7 @@ async def main(mode: str) -> int:
         serve.stop()
     stages = await asyncio.to_thread(audio_rows, rows, mode, seconds)
     await metrics_rows(rows, mode)
+    await asyncio.to_thread(launch_rows, rows, mode)
     pending = []
     print_table(rows, pending)
     print("\nour mouth-to-ear by stage, median ms (edge trace + agent mirror trace):")

@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in (None, "tui"):  # the TUI: its agent starts up while the TUI imports (issue #23)
+        from sandra_tui.call.early_agent import spawn_early
+
+        args.early_agent = spawn_early(args.backend, args.config)
     from sandra_tui.logs import setup_logging
 
     setup_logging(args.log_level)

@@ -51,9 +51,12 @@ latency_log = logging.getLogger("sandra_tui.latency")
 
 class CallController:
     def __init__(self, config: Config, *, audio: AudioEngine | None = None, backend_url: str | None = None,
-                 probe=None, seed: int | None = None) -> None:
+                 probe=None, seed: int | None = None, embedded: EmbeddedAgent | None = None) -> None:
         self.config = config
         self.backend_url = backend_url or config.backend.url
+        if embedded is not None and self.backend_url != "embedded":  # spawned early on a wrong guess
+            embedded.kill()
+            embedded = None
         self.audio = audio or AudioEngine(push_to_talk=config.audio.push_to_talk)
         self.bus = EventBus()
         h = config.history
@@ -65,7 +68,7 @@ class CallController:
         self.state = CallState.IDLE
         self.last_reason: str | None = None
         self.session_id = ""
-        self.embedded: EmbeddedAgent | None = None
+        self.embedded = embedded  # the TUI's, spawned at launch (call/early_agent.py), or started here
         self.supervisor: Supervisor | None = None
         self.supervisor_task: asyncio.Task | None = None
         self._http: aiohttp.ClientSession | None = None

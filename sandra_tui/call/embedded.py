@@ -13,6 +13,8 @@ The agent must never outlive the client, however the client ends:
 
 `start()` may be awaited by several tasks at once (one agent is started) and may be cancelled
 or time out: then the child it spawned is killed and reaped before the error propagates.
+`spawn()` forks the agent without waiting for it (the TUI does so first thing, call/early_agent.py,
+so the agent's start-up overlaps its own); the next `start()` then waits for that child.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import queue
 import shutil
 import subprocess
 import sys
+import logging
 import tempfile
 import threading
 from pathlib import Path
 
 import platformdirs
+
+log = logging.getLogger("sandra_tui.call")
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 3.0  # SIGTERM, then SIGKILL: serve closes its calls well within this
@@ -43,6 +48,10 @@ _LIVE_LOCK = threading.Lock()
 
 class EmbeddedAgentError(RuntimeError):
     pass
+
+
+class AgentExited(EmbeddedAgentError):
+    """It ended before writing its ready file."""
 
 
 class _Spawner:
@@ -114,6 +123,7 @@ class EmbeddedAgent:
         self._proc: subprocess.Popen | None = None
         self._extra = list(extra_args or [])
         self._lock: asyncio.Lock | None = None
+        self._early: tuple[concurrent.futures.Future, Path] | None = None  # spawn(), not started yet
         self.log_path = Path(platformdirs.user_log_dir("sandra-tui")) / "embedded-agent.log"
 
     @property
@@ -123,6 +133,11 @@ class EmbeddedAgent:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def spawn(self) -> None:
+        """Fork the agent now and return at once; `start()` waits for its ready file."""
+        if self._early is None and self._proc is None:
+            self._early = self._fork()
 
     async def start(self) -> str:
         """The agent's base URL, starting it if needed. Concurrent callers share one agent."""
@@ -135,16 +150,27 @@ class EmbeddedAgent:
                 await self.stop()
             return await self._start()
 
-    async def _start(self) -> str:
+    def _fork(self) -> tuple[concurrent.futures.Future, Path]:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         ready_dir = Path(tempfile.mkdtemp(prefix="sandra-agent-"))
-        ready = ready_dir / "ready"
         argv = [sys.executable, "-m", "sandra_tui", "--log-level", "INFO", "serve",
-                "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready), *self._extra]
+                "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready_dir / "ready"), *self._extra]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", AGENT_PARENT_ENV: str(os.getpid())}
+        return _SPAWNER.submit(_popen, argv, self.log_path, env), ready_dir
+
+    async def _start(self) -> str:
+        early, self._early = self._early, None
+        if early is not None:
+            try:
+                return await self._wait_ready(*early)
+            except AgentExited as exc:  # it died before the call wanted it: one more, as after a crash
+                log.warning("the early agent failed (%s); starting another", exc)
+        return await self._wait_ready(*self._fork())
+
+    async def _wait_ready(self, spawn: concurrent.futures.Future, ready_dir: Path) -> str:
+        ready = ready_dir / "ready"
         proc: subprocess.Popen | None = None
         try:
-            spawn = _SPAWNER.submit(_popen, argv, self.log_path, env)
             try:
                 proc = await asyncio.wrap_future(spawn)
             except asyncio.CancelledError:
@@ -160,7 +186,7 @@ class EmbeddedAgent:
             deadline = loop.time() + START_TIMEOUT_S
             while not (ready.exists() and ready.read_text().strip()):
                 if proc.poll() is not None:
-                    raise EmbeddedAgentError(f"the embedded agent exited ({proc.returncode}); see {self.log_path}")
+                    raise AgentExited(f"the embedded agent exited ({proc.returncode}); see {self.log_path}")
                 if self._proc is not proc:
                     raise EmbeddedAgentError("the embedded agent was stopped while starting")
                 if loop.time() > deadline:
@@ -186,6 +212,18 @@ class EmbeddedAgent:
         """Stop and reap the agent: EOF and SIGTERM, SIGKILL after STOP_TIMEOUT_S. Safe to call
         twice, concurrently with start() (which then fails), and to cancel (it still reaps)."""
         proc, self._proc, self.url = self._proc, None, None
+        early, self._early = self._early, None
+        if early is not None:  # spawned, never started: the same stop
+            spawn, ready_dir = early
+            shutil.rmtree(ready_dir, ignore_errors=True)
+            try:
+                proc = await asyncio.wrap_future(spawn)
+            except asyncio.CancelledError:
+                spawn.add_done_callback(
+                    lambda f: None if f.cancelled() or f.exception() else _kill_and_reap(f.result()))
+                raise
+            except Exception:  # noqa: BLE001 - the fork failed: nothing to stop
+                proc = None
         if proc is None:
             return
         try:
@@ -203,5 +241,11 @@ class EmbeddedAgent:
     def kill(self) -> None:
         """Synchronous last resort (signal handlers, atexit): SIGKILL and reap."""
         proc, self._proc, self.url = self._proc, None, None
+        early, self._early = self._early, None
+        if early is not None:
+            spawn, ready_dir = early
+            with contextlib.suppress(Exception):
+                proc = spawn.result(REAP_TIMEOUT_S)  # forked in milliseconds: wait for it, then kill it
+            shutil.rmtree(ready_dir, ignore_errors=True)
         if proc is not None:
             _kill_and_reap(proc)

@@ -13,6 +13,7 @@ in the controller's publish, as before.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import threading
@@ -39,9 +40,14 @@ from sandra_tui.call.port import (
 log = logging.getLogger(__name__)
 # Events after which the audio status or the flags may differ (talk() publishes nothing).
 STATUS_EVENTS = (MuteChanged, DevicesChanged, StateChanged, RecordingChanged, Transcript)
+ATTACH_WAIT_S = 15.0
 
 
 class ControllerPort:
+    """`controller` may be None with a thread: the port is up at once (idle, empty) and
+    `attach(build)` brings the controller later, built on the call thread, so the UI paints
+    before the call's libraries are imported (issue #23). Commands wait for it."""
+
     def __init__(self, controller, thread=None) -> None:
         self._controller = controller  # touched only by the call half (methods named _call_*)
         self._thread = thread
@@ -51,8 +57,34 @@ class ControllerPort:
         self._logger = None
         self._telemetry = None  # the uploader: it lives on the call thread
         self.coalescer: Coalescer | None = None
+        self._attached: concurrent.futures.Future | None = None
+        if controller is None:
+            self._attached = concurrent.futures.Future()  # done once attach() has brought it
+            self._state, self._audio, self._history, self._config = CallState.IDLE, AudioStatus(), HistorySnapshot(), None
+            self._flags = (False, False)
+            return
         views = thread.run(self._call_attach) if thread is not None else self._call_attach()
         self._state, self._audio, self._history, self._config, self._flags = views
+
+    async def attach(self, build):
+        """Run `build()` on the call thread: it returns (controller, extra); the port then serves
+        that controller and returns `extra`. The views it starts from go to the subscribers."""
+        if self._attached is None or self._attached.done():
+            raise RuntimeError("the port has its controller already")
+
+        def on_call_thread():
+            try:
+                self._controller, extra = build()
+                self._state, self._audio, self._history, self._config, self._flags = self._call_attach()
+            except BaseException as exc:
+                self._attached.set_exception(exc)
+                raise
+            self._attached.set_result(None)
+            return extra
+
+        extra = await self._thread.run_async(on_call_thread)
+        self._deliver((self._audio, self._history))
+        return extra
 
     # -- UI half: reads -----------------------------------------------------------------------
     @property
@@ -78,6 +110,11 @@ class ControllerPort:
         return self._history
 
     def settings(self):
+        if self._config is None:
+            try:  # a dialog opened in the first second: a short wait
+                self._attached.result(ATTACH_WAIT_S)
+            except concurrent.futures.TimeoutError:
+                raise RuntimeError("the call is still starting") from None
         return self._config.model_copy(deep=True)
 
     def subscribe(self, callback):
@@ -107,6 +144,10 @@ class ControllerPort:
 
     # -- UI half: commands --------------------------------------------------------------------
     async def _run(self, function, *args):
+        if self._attached is not None and not self._attached.done():  # attach() will bring it
+            await asyncio.wrap_future(self._attached)
+        elif self._attached is not None:
+            self._attached.result()  # the build failed: every command says why
         if self._thread is not None:
             return await self._thread.run_async(function, *args)
         result = function(*args)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from sandra_tui import secrets
 from sandra_tui.config.model import BackendConfig
-from sandra_tui.config.urls import IceUrlError, normalize_turn
+from sandra_tui.config.urls import IceUrlError, mask_url_credentials, normalize_turn  # noqa: F401 - re-exported
 
 TURN_ENV = {
     "server": ("SANDRA_TURN_SERVER", "REACT_APP_TURN_SERVER"),
@@ -23,18 +23,7 @@ TURN_ENV = {
 }
 REALTIME_URL_ENV = "SANDRA_REALTIME_URL"
 MAX_USERNAME_BYTES = 513  # STUN USERNAME (RFC 8489 14.3)
-_ICE_USERINFO = re.compile(r"(?i)\b((?:turns?|stuns?):(?://)?)([^@\s'\"/,\]]+)@")
-_HTTP_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^@\s'\"/]+)@")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def mask_url_credentials(text: str) -> str:
-    """Hide the user:password part of every URL in `text` (messages, warnings, output):
-    the URL is rejected, but whatever quotes it must not show the password."""
-    if "@" not in text:
-        return text
-    text = _ICE_USERINFO.sub(lambda m: f"{m.group(1)}****@", text)
-    return _HTTP_USERINFO.sub(lambda m: f"{m.group(1)}****@", text)
 
 
 @dataclass

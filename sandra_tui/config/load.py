@@ -11,16 +11,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import platformdirs
 import tomli_w
 from pydantic import ValidationError
 
 from sandra_tui.config.env import REALTIME_URL_ENV, EnvIssue, mask_url_credentials, read_realtime_url_env, read_turn_env
 from sandra_tui.config.model import Config, TurnServer
+from sandra_tui.config.paths import APP_NAME, config_path  # noqa: F401 - re-exported
 from sandra_tui.config.tempfiles import remove_stale_temps, write_private
 from sandra_tui.config.urls import IceUrlError
 
-APP_NAME = "sandra-tui"
 HEADER = (
     "# sandra-tui configuration. Written by sandra-tui; comments are not kept.\n"
     "# It may hold TURN credentials: keep it private (mode 0600).\n"
@@ -60,15 +59,6 @@ class LoadedConfig:
     warnings: list[str] = field(default_factory=list)
     quarantined: Path | None = None
     env_issues: list[EnvIssue] = field(default_factory=list)  # also in `warnings`, as text
-
-
-def config_path(explicit: str | os.PathLike | None = None) -> Path:
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("SANDRA_CONFIG")
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -6,6 +6,21 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+# `turn:user:pass@host` (or `turn://user@host`): credentials someone wrote into an ICE URL; and
+# `https://user:pass@host` in a backend or realtime URL.
+_ICE_USERINFO = re.compile(r"(?i)\b((?:turns?|stuns?):(?://)?)([^@\s'\"/,\]]+)@")
+_HTTP_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^@\s'\"/]+)@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """Hide the user:password part of every URL in `text` (messages, warnings, output):
+    the URL is rejected, but whatever quotes it must not show the password."""
+    if "@" not in text:
+        return text
+    text = _ICE_USERINFO.sub(lambda m: f"{m.group(1)}****@", text)
+    return _HTTP_USERINFO.sub(lambda m: f"{m.group(1)}****@", text)
+
+
 DEFAULT_PORTS = {"stun": 3478, "turn": 3478, "turns": 5349}
 TRANSPORTS = ("udp", "tcp")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")

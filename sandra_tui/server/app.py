@@ -42,7 +42,6 @@ from aiohttp import web
 
 from sandra_tui import secrets
 from sandra_tui.media.loopback import is_loopback_host
-from sandra_tui.shims import aioice as aioice_shim
 from sandra_tui.wire.realtime import CALLS_PATH, CLIENT_SECRETS_PATH, FAULTS_PATH, TOKEN_PATH
 from sandra_tui.server import hygiene, ops, proxies
 from sandra_tui.server.calls import CallError, CallRegistry
@@ -341,7 +340,6 @@ async def _health_model(request: web.Request, handler):
 
 def create_app(settings: ServerSettings | None = None) -> web.Application:
     s = settings or ServerSettings()
-    aioice_shim.install()  # a client hanging up in the last ms of ICE would leak a consent task here
     secrets.register(s.openai_api_key)  # masked in every log line, should one ever carry it
     secrets.register(s.turn_secret)
     app = web.Application(client_max_size=s.max_body_bytes, handler_args=hygiene.handler_args(s.header_timeout_s),

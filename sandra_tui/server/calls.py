@@ -11,17 +11,30 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-
-from sandra_tui.media import rtp_passthrough
-from sandra_tui.server.agent import LocalAgentCall
-from sandra_tui.server.faults import Faults, MediaFaults, install_media_faults
+from sandra_tui.server.faults import Faults, install_media_faults
 from sandra_tui.server import live_dialect  # GPT-Live (#22)
-from sandra_tui.shims import aioice as aioice_shim
-from sandra_tui.shims.peer import close_peer_connection
+
+if TYPE_CHECKING:
+    from aiortc import RTCPeerConnection
+
+    from sandra_tui.server.agent import LocalAgentCall
+    from sandra_tui.server.faults import MediaFaults
 
 log = logging.getLogger("sandra_tui.server.calls")
+
+
+def warm() -> None:
+    """Load the call stack (aiortc, av, numpy, the agent) and build the speech model. `serve`
+    runs this on its loop just after it is ready (server/main.py), so the ready file does not
+    wait for it; a call that comes first waits for it here (the first call still hears)."""
+    from sandra_tui.server import agent, asr
+    from sandra_tui.shims import aioice as aioice_shim
+
+    aioice_shim.install()  # a client hanging up in the last ms of ICE would leak a consent task here
+    agent.LocalAgentCall  # noqa: B018 - imported for its side: aiortc, av, numpy
+    asr.shared_model()
 
 
 @dataclass
@@ -117,6 +130,13 @@ class CallRegistry:
                 del self._opening[client]
 
     async def _answer(self, offer_sdp: str, key: str, client: str, session_id: str) -> tuple[str, str]:
+        warm()  # at once when serve has warmed up already
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        from sandra_tui.media import rtp_passthrough
+        from sandra_tui.server.agent import LocalAgentCall
+        from sandra_tui.shims import aioice as aioice_shim
+
         call_id = new_call_id(self.replica_id)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         agent = LocalAgentCall(call_id, self.faults, self.model, self.voice)
@@ -195,6 +215,8 @@ class CallRegistry:
         await call.agent.close()
         if call.media_faults is not None:
             call.media_faults.close()
+        from sandra_tui.shims.peer import close_peer_connection
+
         await close_peer_connection(call.pc)  # also stops RTCP loops a late DTLS start began
         log.info("call %s session %s from %s: %.1fs, ended by %s, %d turns, %d frames in, %d error events",
                  call_id, call.session_id or "-", call.client, time.monotonic() - call.started, reason,

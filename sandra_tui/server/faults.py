@@ -35,8 +35,6 @@ import asyncio
 import random
 from dataclasses import asdict, dataclass, fields
 
-from sandra_tui.shims import aioice as aioice_shim
-from sandra_tui.shims import aiortc as aiortc_shim
 
 MAX_JITTER_MS = 2000
 
@@ -182,6 +180,10 @@ class MediaFaults:
         task.add_done_callback(self.pending.discard)
 
     def _wrap_ice(self, ice_transport) -> None:
+        # Here, not at the top: serve imports aiortc with its first call, off its start-up (issue #23).
+        from sandra_tui.shims import aioice as aioice_shim
+        from sandra_tui.shims import aiortc as aiortc_shim
+
         connection = aiortc_shim.ice_connection(ice_transport)
         if connection is None or getattr(connection, "_sandra_faults", False):
             return

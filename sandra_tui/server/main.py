@@ -167,6 +167,8 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
     log.warning("serving on %s (upstream %s%s%s) after %.2fs", url, settings.upstream,
                 ", faults on" if settings.faults else "",
                 ", echo agent" if settings.agent_mode == "echo" else "", time.monotonic() - started)
+    if settings.upstream == "local" and not why:
+        _warm(started)
     try:
         await stopped.wait()
         log.warning("shutting down (%s), closing %d call(s)", why[0] if why else "?", len(app[CALLS].calls))
@@ -181,6 +183,18 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
                 if ready.read_text().strip() == url:
                     ready.unlink()
     return 0
+
+
+def _warm(started: float) -> None:
+    """The local agent's call stack and speech model, after the ready file (issue #23): the
+    client's own start-up overlaps this; a request meanwhile waits for it on the loop."""
+    from sandra_tui.server.calls import warm
+
+    try:
+        warm()
+    except Exception:  # noqa: BLE001 - the first call then loads it and reports what fails
+        log.exception("warming up the call stack failed")
+    log.info("call stack and speech model loaded after %.2fs", time.monotonic() - started)
 
 
 def run(args: argparse.Namespace) -> int:

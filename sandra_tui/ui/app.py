@@ -14,6 +14,7 @@ import inspect
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
@@ -30,21 +31,21 @@ from sandra_tui.call.events import (
     StateChanged,
 )
 from sandra_tui.call.port import CallPort
-from sandra_tui.config.load import save_config
-from sandra_tui.config.model import IceConfig
 from sandra_tui.heap import freeze_long_lived
 from sandra_tui.ui.commands import SandraCommands
 from sandra_tui.ui.keys import APP_KEYS
 from sandra_tui.ui.loop_lag import LoopLagMonitor
 from sandra_tui.ui.screens.confirm import Confirm
-from sandra_tui.ui.screens.devices import DevicePicker
 from sandra_tui.ui.screens.error import ErrorScreen
 from sandra_tui.ui.screens.help import HelpScreen
-from sandra_tui.ui.screens.history import HistoryScreen
-from sandra_tui.ui.screens.ice_editor import IceEditor
 from sandra_tui.ui.screens.main import MainScreen
-from sandra_tui.ui.screens.settings import SessionSettings
 from sandra_tui.ui.toasts import Toasts, clean
+
+if TYPE_CHECKING:
+    from sandra_tui.config.model import IceConfig
+
+# The dialogs that need the config model, numpy or the ICE probe are imported when opened
+# (below): the first paint goes without them (issue #23, tests/ui/test_first_paint.py).
 
 log = logging.getLogger(__name__)
 IDLE_STATES = (CallState.IDLE, CallState.ENDED, CallState.FAILED)
@@ -62,7 +63,8 @@ class SandraApp(App):
 
     def __init__(self, port: CallPort, warnings: list[str] | None = None, autostart: bool = True,
                  telemetry_factory=None, config_path: str | Path | None = None, clock=time.monotonic,
-                 monitor_loop_lag: bool = True, freeze_heap: bool = False, call_store=None) -> None:
+                 monitor_loop_lag: bool = True, freeze_heap: bool = False, call_store=None,
+                 launch=None) -> None:
         super().__init__()
         self.toasts = Toasts(self)
         self.call_store = call_store  # a CallStore (call history), or None: not kept
@@ -75,7 +77,11 @@ class SandraApp(App):
         self.lag = LoopLagMonitor() if monitor_loop_lag else None
         self.freeze_heap = freeze_heap  # the real app, not tests: see sandra_tui/heap.py
         self.main = MainScreen(port, clock)
+        # The real app's (ui/run.py): awaited after the first paint, it brings the call and the
+        # settings the config decides (warnings, autostart, call_store, config_path).
+        self.launch = launch
         self._unsubscribe = None
+        self._call_log_opened = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def get_default_screen(self) -> MainScreen:
@@ -85,7 +91,10 @@ class SandraApp(App):
         self._loop = asyncio.get_running_loop()
         if self.lag is not None:
             self.lag.start()
-        for warning in self.warnings:
+        self._show_warnings(self.warnings)
+
+    def _show_warnings(self, warnings: list[str]) -> None:
+        for warning in warnings:
             self.notify(redact(warning), title="Configuration", severity="warning", timeout=15)
 
     @property
@@ -94,9 +103,20 @@ class SandraApp(App):
         return self._unsubscribe is not None
 
     async def on_main_screen_ready(self) -> None:
+        if self.launch is None:
+            await self._listen_and_call()
+        else:  # a worker: the app's own queue (the paint's callbacks, keys) runs on meanwhile
+            self.run_worker(self._launch_then_ready(), name="launch", exit_on_error=True)
+
+    async def _launch_then_ready(self) -> None:
+        await self._launched()
+        await self._listen_and_call()
+
+    async def _listen_and_call(self) -> None:
         if self.freeze_heap:
             freeze_long_lived()  # the screen is built and the call not started: a pause costs nothing now
         self._unsubscribe = self.port.subscribe(self.on_port_event)
+        self._call_log_opened = True
         try:  # the logger runs where the call runs: it reads the history when the call ends
             await self.port.open_call_log(self.call_store)
         except Exception:  # noqa: BLE001 - no history is no reason to have no call
@@ -108,7 +128,8 @@ class SandraApp(App):
 
     async def on_unmount(self) -> None:
         try:
-            await self.port.close_call_log()
+            if self._call_log_opened:  # not when the app ended before its launch brought the call
+                await self.port.close_call_log()
         except Exception:  # noqa: BLE001 - closing: the rest must still run
             log.exception("closing the call history failed")
         if self._unsubscribe is not None:
@@ -117,6 +138,17 @@ class SandraApp(App):
         if self.lag is not None:
             await self.lag.stop()
             log.info("event loop lag: %s", self.lag.stats())
+
+    async def _launched(self) -> None:
+        painted = asyncio.get_running_loop().create_future()
+        self.call_after_refresh(lambda: painted.done() or painted.set_result(None))
+        await painted  # the screen is up: now the call's libraries may load
+        found = await self.launch()
+        self.warnings += found["warnings"]
+        self.autostart = self.autostart and found["autostart"]
+        self.call_store, self.config_path = found["call_store"], found["config_path"]
+        self._show_warnings(found["warnings"])
+        self.main.show_audio()
 
     def loop_lag_stats(self) -> dict[str, float]:
         """p50_ms / p99_ms / max_ms of how late the event loop wakes up (for benchmarks)."""
@@ -243,10 +275,14 @@ class SandraApp(App):
             self.main.repaint()
 
     def action_history(self) -> None:
+        from sandra_tui.ui.screens.history import HistoryScreen
+
         if not any(isinstance(s, HistoryScreen) for s in self.screen_stack):
             self.push_screen(HistoryScreen(self.call_store))
 
     def action_session_settings(self) -> None:
+        from sandra_tui.ui.screens.settings import SessionSettings
+
         if not any(isinstance(s, SessionSettings) for s in self.screen_stack):
             self.push_screen(SessionSettings(self.port, self.save_session))
 
@@ -257,6 +293,8 @@ class SandraApp(App):
 
     async def save_session(self, session) -> str:
         """Save [session] in the file, then apply it to the running call. Returns what was applied."""
+        from sandra_tui.config.load import save_config
+
         candidate = self.port.settings().model_copy(update={"session": session})
         await asyncio.to_thread(save_config, candidate, self.config_path)
         connected = self.port.state == CallState.CONNECTED
@@ -270,10 +308,14 @@ class SandraApp(App):
             self.push_screen(HelpScreen())
 
     def action_ice_editor(self) -> None:
+        from sandra_tui.ui.screens.ice_editor import IceEditor
+
         if not any(isinstance(s, IceEditor) for s in self.screen_stack):
             self.push_screen(IceEditor(self.port.settings().ice, self.save_ice))
 
     def action_devices(self) -> None:
+        from sandra_tui.ui.screens.devices import DevicePicker
+
         if not any(isinstance(s, DevicePicker) for s in self.screen_stack):
             self.push_screen(DevicePicker(self.port, self.save_config_file), self._devices_chosen)
 
@@ -286,12 +328,16 @@ class SandraApp(App):
 
     # -- saving ------------------------------------------------------------------------------
     async def save_config_file(self) -> Path:
+        from sandra_tui.config.load import save_config
+
         # A thread: fsync can take a while, and the audio shares this event loop.
         return await asyncio.to_thread(save_config, self.port.settings(), self.config_path)
 
     async def save_ice(self, ice: IceConfig) -> None:
         """Write the file with `ice`, then hand it to the call for the next (re)connect.
         Raises (and changes nothing) when the file cannot be written."""
+        from sandra_tui.config.load import save_config
+
         candidate = self.port.settings().model_copy(update={"ice": ice})
         path = await asyncio.to_thread(save_config, candidate, self.config_path)
         await self.port.set_ice(ice)  # the call rebuilds its ICE planner on its own thread

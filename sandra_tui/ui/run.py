@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import platformdirs
-from pydantic import ValidationError
 
 
 def run_tui(args: argparse.Namespace) -> int:
@@ -42,32 +41,98 @@ def run_tui(args: argparse.Namespace) -> int:
         return _run(args, log)
 
 
-def _run(args: argparse.Namespace, log: logging.Logger) -> int:
-    from sandra_tui.audio.engine import build_engine
-    from sandra_tui.call.call_thread import CallThread
-    from sandra_tui.call.controller import CallController
-    from sandra_tui.call.probe_adapter import make_probe
-    from sandra_tui.call.telemetry_link import attach_telemetry
-    from sandra_tui.call.thread_port import ControllerPort
-    from sandra_tui.config.load import load_config
+class _Launch:
+    """The call's side, built on the call thread once the screen is up (issue #23): the config
+    model, the audio engine and the call stack (aiortc, av, numpy) load off the first paint."""
+
+    def __init__(self, args: argparse.Namespace, backend_url: str | None, call, port, log: logging.Logger) -> None:
+        self.args, self.backend_url, self.call, self.port, self.log = args, backend_url, call, port, log
+        self.early = getattr(args, "early_agent", None)  # spawned in main() (call/early_agent.py)
+        self.controller = None
+
+    def _build(self):
+        """On the call thread: the controller, and what the app needs of the config."""
+        from sandra_tui.audio.engine import build_engine
+        from sandra_tui.call.controller import CallController
+        from sandra_tui.call.probe_adapter import make_probe
+        from sandra_tui.config.load import load_config
+
+        loaded = load_config(self.args.config)
+        # The configured microphone and speaker, or text only with one message saying why.
+        audio, problem = build_engine(loaded.config.audio, use_devices=not getattr(self.args, "text_only", False))
+        # --backend goes to the controller, not into the config: the ICE editor and the device
+        # picker save the config, and a one-off flag must not end up in the file.
+        self.controller = CallController(loaded.config, audio=audio, probe=make_probe(),
+                                         backend_url=self.backend_url, embedded=self.early)
+        return self.controller, (loaded, [problem] if problem else [])
+
+    async def __call__(self) -> dict:
+        """For SandraApp(launch=...): attach the controller to the port; the app's settings."""
+        loaded, problems = await self.port.attach(self._build)
+        warnings = loaded.warnings + problems
+        from sandra_tui.call.call_log import CallStore, db_path
+
+        store = None
+        if loaded.config.history.save_calls:
+            try:
+                store = CallStore(db_path(loaded.config.history))
+            except Exception as exc:  # noqa: BLE001 - no history is no reason to have no call
+                self.log.warning("call history unavailable: %s", exc)
+                warnings.append(f"call history unavailable: {exc}")
+        autostart = loaded.config.call.autostart and not getattr(self.args, "no_autostart", False)
+        return {"warnings": warnings, "autostart": autostart, "call_store": store, "config_path": loaded.path}
+
+    def telemetry(self, _port):
+        from sandra_tui.call.telemetry_link import attach_telemetry
+
+        uploader = self.call.run(attach_telemetry, self.controller)
+        return self.call.bind(uploader) if uploader is not None else None
+
+    async def close(self) -> None:
+        """On the call thread, after a build still running there: close what it made."""
+        if self.controller is not None:
+            await self.controller.close()
+
+    def kill_agents(self) -> None:
+        """The close failed or timed out, or never ran: do not leave an agent."""
+        if self.controller is not None and self.controller.embedded is not None:
+            self.controller.embedded.kill()
+        if self.early is not None:
+            self.early.kill()
+
+
+def _backend_flag(args: argparse.Namespace) -> str | None:
+    """--backend checked by the config's own rule; raises ValueError with the reason."""
+    if not args.backend:
+        return None
+    from pydantic import ValidationError
+
     from sandra_tui.config.model import BackendConfig
+
+    try:
+        return BackendConfig(url=args.backend).url
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+def _run(args: argparse.Namespace, log: logging.Logger) -> int:
+    from sandra_tui.call.call_thread import CallThread
+    from sandra_tui.call.thread_port import ControllerPort
     from sandra_tui.ui.app import SandraApp
 
-    loaded = load_config(args.config)
-    backend_url = None
-    if args.backend:
-        try:
-            backend_url = BackendConfig(url=args.backend).url  # the config's own check of the URL
-        except ValidationError as exc:
-            print(f"sandra-tui: --backend: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", file=sys.stderr)
-            return 2
-    # The configured microphone and speaker, or text only with one message saying why.
-    audio, problem = build_engine(loaded.config.audio, use_devices=not getattr(args, "text_only", False))
-    warnings = loaded.warnings + ([problem] if problem else [])
+    early = getattr(args, "early_agent", None)
+    try:
+        backend_url = _backend_flag(args)
+    except ValueError as exc:
+        if early is not None:
+            early.kill()
+        print(f"sandra-tui: --backend: {exc}", file=sys.stderr)
+        return 2
     # The call (packets, decoding, the playout feed, telemetry) runs on its own thread and event
     # loop, so a slow repaint never starves the speaker; the app holds only a port to it.
     call = CallThread()
-    controller = None
+    port = ControllerPort(None, call)
+    launch = _Launch(args, backend_url, call, port, log)
     app = None
     signalled: list[int] = []
 
@@ -84,35 +149,14 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     try:
-        # --backend goes to the controller, not into the config: the ICE editor and the device
-        # picker save the config, and a one-off flag must not end up in the file.
-        controller = call.run(CallController, loaded.config, audio=audio, probe=make_probe(),
-                              backend_url=backend_url)
-
-        def telemetry(_proxy):
-            uploader = call.run(attach_telemetry, controller)
-            return call.bind(uploader) if uploader is not None else None
-
-        from sandra_tui.call.call_log import CallStore, db_path
-
-        store = None
-        if loaded.config.history.save_calls:
-            try:
-                store = CallStore(db_path(loaded.config.history))
-            except Exception as exc:  # noqa: BLE001 - no history is no reason to have no call
-                log.warning("call history unavailable: %s", exc)
-                warnings.append(f"call history unavailable: {exc}")
-        autostart = loaded.config.call.autostart and not getattr(args, "no_autostart", False)
-        app = SandraApp(ControllerPort(controller, call), warnings=warnings, telemetry_factory=telemetry,
-                        config_path=loaded.path, freeze_heap=True, autostart=autostart, call_store=store)
+        app = SandraApp(port, telemetry_factory=launch.telemetry, freeze_heap=True, launch=launch)
         app.run()
     finally:
         # Quitting closed the call already; closing again is harmless, and covers any other exit.
         try:
-            call.stop(cleanup=controller.close if controller is not None else None)
+            call.stop(cleanup=launch.close)
         finally:
-            if controller is not None and controller.embedded is not None:
-                controller.embedded.kill()  # the close failed or timed out: do not leave the agent
+            launch.kill_agents()
             for sig, handler in previous.items():
                 with contextlib.suppress(ValueError, TypeError):
                     signal.signal(sig, handler)

@@ -9,7 +9,7 @@ import time
 
 from textual.notifications import Notification
 
-from sandra_tui.config.load import mask_url_credentials
+from sandra_tui.config.urls import mask_url_credentials
 from sandra_tui.secrets import redact
 from sandra_tui.shims import textual as textual_shim
 

@@ -121,3 +121,36 @@ def test_serve_echo_agent_flag_and_turn_settings(tmp_path):
     assert turn["username"].endswith(":" + token["session_id"]) and 100 < expiry - time.time() <= 121
     assert faults["agent_mode"] == "echo"
     assert "turn-secret-xyz" not in proc.output() and turn["credential"] not in proc.output()
+
+
+async def test_a_call_right_after_the_ready_file_hears_its_first_turn(tmp_path):
+    """serve writes its ready file before the call stack and the speech model are loaded (#23):
+    a call placed at once waits for them, and its first spoken turn is recognised."""
+    from sandra_tui.server import asr
+    from tests.agent.speech import spoken
+    from tests.conftest import require
+
+    require(asr.available(), "pocketsphinx (pip install pocketsphinx)")
+    speech = spoken("tell me the time please")
+    proc = ServeProcess()
+    await asyncio.to_thread(proc.start)
+    client = RawClient(proc.url)
+    try:
+        await client.connect()  # at once: the warm-up may still be running
+        await client.wait_for("session.created")
+        client.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "transcription": {"model": "whisper-1"},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 400}}}}})
+        client.mic.say(speech)
+        heard = await client.wait_for("conversation.item.input_audio_transcription.completed", timeout=30)
+        assert heard["transcript"] == "tell me the time please"
+    finally:
+        await client.close()
+        proc.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.proc.wait, 10)
+    out = proc.output()
+    assert code == 0, out
+    lines = out.splitlines()
+    ready = next(i for i, line in enumerate(lines) if "serving on" in line)
+    warm = next(i for i, line in enumerate(lines) if "call stack and speech model loaded" in line)
+    assert ready < warm, out  # the model is loaded after the ready file, not before

@@ -75,7 +75,7 @@ class MainScreen(Screen):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.query_one(DevicesLine).show_description(self.port.audio_status().description)
+        self.show_audio()
         # Looked up once: the repaint runs REPAINT_HZ times a second for the whole call.
         self._frame = (self.query_one(CallStatus), self.query_one(Transcript), self.query_one(LatencySpark))
         self._meters = (self.query_one("#level-in", LevelMeter), self.query_one("#level-out", LevelMeter))
@@ -136,6 +136,10 @@ class MainScreen(Screen):
             self.show_mic()
         elif isinstance(event, DevicesChanged):
             self.query_one(DevicesLine).show(event)
+
+    def show_audio(self) -> None:
+        """The devices line from the port's audio status (at mount, and once the call is built)."""
+        self.query_one(DevicesLine).show_description(self.port.audio_status().description)
 
     def show_mic(self) -> None:
         audio = self.port.audio_status()
