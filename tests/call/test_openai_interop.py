@@ -1,7 +1,8 @@
 """The client against systems that are not ours: a token server shaped as OpenAI's WebRTC guide
 has it (it hands back the client_secrets body as is), OpenAI's older `client_secret` shape, and
 `serve --upstream openai` relaying to a fake of OpenAI written from its docs (tests/fake_openai.py).
-Also: a permanent error ends `call --headless` within a second with exit 1."""
+Also: `call --headless` as a process through each of them, and a permanent error ends it within a
+second with exit 1."""
 
 import asyncio
 import os
@@ -122,3 +123,70 @@ async def test_a_malformed_token_reply_fails_at_once(leak_check):
         await controller.close()
     finally:
         await runner.cleanup()
+
+
+def headless_events(out: str) -> list[dict]:
+    import json
+
+    events = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    return events
+
+
+def assert_headless_talked(rc: int, out: str) -> None:
+    events = headless_events(out)
+    states = [e.get("state") for e in events if e.get("event") == "state"]
+    assert rc == 0 and "connected" in states, out[-2000:]
+    replies = [e for e in events if e.get("event") == "transcript" and e.get("role") == "assistant" and e.get("final")]
+    assert replies and "hello headless" in replies[-1]["text"], out[-2000:]
+    assert not [e for e in events if e.get("event") == "reconnect_attempt"], out[-2000:]
+
+
+@pytest.mark.parametrize("shape", ["ga", "beta"])
+async def test_headless_process_connects_through_openai_token_shapes(tmp_path, fake_openai, shape):
+    """`sandra-tui call --headless` itself (a process, as an operator runs it), not only the
+    controller in this process: the guide's token server, no realtime_url in its reply."""
+    fake_openai.secret_shape = shape
+    runner, url = await guide_token_server(fake_openai)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[backend]\nurl = "{url}"\ntoken_path = "/token"\n'
+                      f'realtime_url = "{fake_openai.url}/v1/realtime/calls"\n'
+                      '[ice]\nstun = []\n[telemetry]\nenabled = false\n')
+    try:
+        rc, _, out = await asyncio.to_thread(headless_with_config, config, "--duration", "12", "--no-audio",
+                                             "--say", "hello headless")
+    finally:
+        await runner.cleanup()
+    assert_headless_talked(rc, out)
+    calls = [s for s in fake_openai.seen if s.path == "/v1/realtime/calls"]
+    assert calls and calls[-1].auth.startswith("Bearer ek_")  # the minted key, never the standard one
+    assert STANDARD_KEY not in out
+
+
+async def test_headless_process_connects_through_the_backend_relay(tmp_path, fake_openai):
+    server = await AgentServer(tmp_path, upstream="openai", openai_base_url=fake_openai.url,
+                               openai_api_key=STANDARD_KEY).start()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[backend]\nurl = "{server.url}"\n[ice]\nstun = []\n[telemetry]\nenabled = false\n')
+    try:
+        rc, _, out = await asyncio.to_thread(headless_with_config, config, "--duration", "12", "--no-audio",
+                                             "--say", "hello headless")
+    finally:
+        await server.stop()
+    assert_headless_talked(rc, out)
+    relayed = [s for s in fake_openai.seen if s.path == "/v1/realtime/calls"]
+    assert relayed and relayed[-1].auth == f"Bearer {STANDARD_KEY}"  # the backend's key, on the backend
+    assert fake_openai.hangups and STANDARD_KEY not in out
+
+
+def headless_with_config(config, *extra: str, timeout: float = 60) -> tuple[int, float, str]:
+    env = {**os.environ, "SANDRA_CONFIG": str(config)}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "sandra_tui", "call", "--headless", *extra],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    return done.returncode, time.monotonic() - started, done.stdout + done.stderr
