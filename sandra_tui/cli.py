@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    parent = os.environ.get("SANDRA_AGENT_PARENT")  # an embedded agent (sandra_tui/parent.py)
+    if parent:
+        from sandra_tui.parent import die_with_parent
+
+        die_with_parent(parent)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in (None, "tui"):  # the TUI: its agent starts up while the TUI imports (issue #23)

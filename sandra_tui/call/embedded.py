@@ -35,12 +35,13 @@ from pathlib import Path
 
 import platformdirs
 
+from sandra_tui.parent import AGENT_PARENT_ENV  # the client's pid: serve follows its parent
+
 log = logging.getLogger("sandra_tui.call")
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 3.0  # SIGTERM, then SIGKILL: serve closes its calls well within this
 REAP_TIMEOUT_S = 5.0  # after SIGKILL; only a process stuck in the kernel takes longer
-AGENT_PARENT_ENV = "SANDRA_AGENT_PARENT"  # the client's pid: serve follows its parent (server/main.py)
 
 _LIVE: set[subprocess.Popen] = set()  # every agent not reaped yet, for the atexit backstop
 _LIVE_LOCK = threading.Lock()

@@ -9,6 +9,7 @@ import logging
 import hashlib
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,16 +26,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("sandra_tui.server.calls")
 
 
+_warm_lock = threading.Lock()
+_warmed = threading.Event()
+
+
 def warm() -> None:
     """Load the call stack (aiortc, av, numpy, the agent) and build the speech model. `serve`
-    runs this on its loop just after it is ready (server/main.py), so the ready file does not
-    wait for it; a call that comes first waits for it here (the first call still hears)."""
-    from sandra_tui.server import agent, asr
-    from sandra_tui.shims import aioice as aioice_shim
+    runs this on a thread of its own just after it is ready (server/main.py), so neither the
+    ready file nor the loop waits for it: a stop (SIGTERM, the parent's end) is handled at once.
+    A call that comes first waits for it off the loop (the first call still hears)."""
+    with _warm_lock:
+        if _warmed.is_set():
+            return
+        from sandra_tui.server import agent, asr
+        from sandra_tui.shims import aioice as aioice_shim
 
-    aioice_shim.install()  # a client hanging up in the last ms of ICE would leak a consent task here
-    agent.LocalAgentCall  # noqa: B018 - imported for its side: aiortc, av, numpy
-    asr.shared_model()
+        aioice_shim.install()  # a client hanging up in the last ms of ICE would leak a consent task here
+        agent.LocalAgentCall  # noqa: B018 - imported for its side: aiortc, av, numpy
+        asr.shared_model()
+        _warmed.set()
 
 
 @dataclass
@@ -130,7 +140,8 @@ class CallRegistry:
                 del self._opening[client]
 
     async def _answer(self, offer_sdp: str, key: str, client: str, session_id: str) -> tuple[str, str]:
-        warm()  # at once when serve has warmed up already
+        if not _warmed.is_set():  # a call before the warm-up ended: wait for it, off the loop
+            await asyncio.to_thread(warm)
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
         from sandra_tui.media import rtp_passthrough

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -28,11 +27,10 @@ from aiohttp import web
 from sandra_tui import secrets
 from sandra_tui.heap import freeze_long_lived
 from sandra_tui.media.loopback import is_loopback_host
+from sandra_tui.parent import AGENT_PARENT_ENV, die_with_parent
 
 log = logging.getLogger("sandra_tui.server")
 
-AGENT_PARENT_ENV = "SANDRA_AGENT_PARENT"  # the same name as call/embedded.py (which imports no server code)
-PR_SET_PDEATHSIG = 1
 CLEANUP_S = 5.0  # closing the calls (each a peer connection close and a log line)
 SHUTDOWN_S = 8.0  # from the stop to the exit, whatever hangs: the process ends by then
 # An embedded agent whose client died has no one left to close calls for (its store commits
@@ -46,15 +44,7 @@ def follow_parent(env=os.environ) -> bool:
     parent = env.pop(AGENT_PARENT_ENV, None)  # not inherited further
     if not parent:
         return False
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-                log.warning("PR_SET_PDEATHSIG failed: errno %d", ctypes.get_errno())
-    # The parent may have died before the prctl (during our imports): then nobody will tell us.
-    if str(os.getppid()) != parent:
-        log.warning("the parent %s is gone before start-up; exiting", parent)
-        raise SystemExit(0)
+    die_with_parent(parent)  # again: main() did it already when run through the CLI
     return True
 
 
@@ -168,7 +158,9 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
                 ", faults on" if settings.faults else "",
                 ", echo agent" if settings.agent_mode == "echo" else "", time.monotonic() - started)
     if settings.upstream == "local" and not why:
-        _warm(started)
+        # On a thread: imports on the loop (1-3 s on a loaded machine) held back the stop
+        # handlers, and an orphaned agent outlived its client by that long (test_exits).
+        threading.Thread(target=_warm, args=(started,), name="warm-up", daemon=True).start()
     try:
         await stopped.wait()
         log.warning("shutting down (%s), closing %d call(s)", why[0] if why else "?", len(app[CALLS].calls))
@@ -187,7 +179,7 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
 
 def _warm(started: float) -> None:
     """The local agent's call stack and speech model, after the ready file (issue #23): the
-    client's own start-up overlaps this; a request meanwhile waits for it on the loop."""
+    client's own start-up overlaps this; a request meanwhile waits for it (calls.warm)."""
     from sandra_tui.server.calls import warm
 
     try:

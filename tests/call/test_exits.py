@@ -477,7 +477,9 @@ def test_tui_quit_and_hang_up_stop_the_agent(tmp_path, how):
     require(shutil.which("script") is not None, "util-linux `script` (a pty for the TUI)")
     c = Client(tmp_path).tui()
     assert wait_for(lambda: agents(c.tag)), "the TUI never started its agent"
-    time.sleep(1.0)  # mounted, the call under way
+    # The agent now starts before the TUI imports Textual (issue #23): wait for the screen, or
+    # Ctrl+Q reaches a pty still in cooked mode, where it is XON and nobody sees it.
+    assert wait_for(lambda: b"connected" in _read(f"{c.home}/screen"), APPEAR_S), "the TUI never connected"
     if how == "ctrl+q":
         c.proc.stdin.write(b"\x11")  # `script` passes it through the pty as a key press
         c.proc.stdin.flush()
