@@ -140,7 +140,11 @@ class Pulse:
 
 
 class Recorder:
-    """Records a Pulse source continuously; each chunk stamped with time.monotonic() on arrival."""
+    """Records a Pulse source continuously. Each chunk's time is its place in the sample stream
+    (samples before it / RATE) on the clock of the earliest arrival seen: on a loaded machine the
+    reader (parec, then this thread) runs late and a chunk stamped on arrival is stamped with the
+    measuring tool's lateness (barge-in read 130 ms at load average 8 where the sample clock says
+    the speaker was silent sooner). The pipe holds what is late, so no sample is lost to it."""
 
     CHUNK = 480  # 10 ms
 
@@ -149,25 +153,36 @@ class Recorder:
                                        "--channels=1", "--latency-msec=10"],
                                       env={**os.environ, **pulse.env}, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL)
-        self.chunks: list[tuple[float, np.ndarray]] = []
+        self._raw: list[tuple[int, np.ndarray]] = []  # (samples before the chunk, chunk)
+        self._origin = float("inf")  # monotonic time of sample 0: min over chunks of arrival - position
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         size = self.CHUNK * 2
+        position = 0
         while True:
             data = self._proc.stdout.read(size)
             if not data:
                 return
-            self.chunks.append((time.monotonic(), np.frombuffer(data, dtype=np.int16)))
+            chunk = np.frombuffer(data, dtype=np.int16)
+            position_s = position / RATE
+            self._origin = min(self._origin, time.monotonic() - position_s)
+            self._raw.append((position, chunk))
+            position += len(chunk)
+
+    @property
+    def chunks(self) -> list[tuple[float, np.ndarray]]:
+        origin = self._origin
+        return [(origin + position / RATE, chunk) for position, chunk in list(self._raw)]
 
     def since(self, t0: float) -> np.ndarray:
-        parts = [c for t, c in list(self.chunks) if t >= t0]
+        parts = [c for t, c in self.chunks if t >= t0]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
     def loud_times(self, threshold_dbfs: float = -40.0) -> list[float]:
         limit = 32768 * 10 ** (threshold_dbfs / 20)
-        return [t for t, c in list(self.chunks) if len(c) and np.abs(c.astype(np.int32)).max() > limit]
+        return [t for t, c in self.chunks if len(c) and np.abs(c.astype(np.int32)).max() > limit]
 
     def stop(self) -> None:
         self._proc.terminate()

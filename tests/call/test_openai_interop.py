@@ -82,11 +82,20 @@ async def test_connects_through_the_backend_relay(tmp_path, fake_openai, leak_ch
 
 
 def headless(url: str, *extra: str, timeout: float = 30) -> tuple[int, float, str]:
+    """Exit code, seconds from the call's first event to the exit, and the output. Timed from the
+    first event, not from the fork: Python's start-up and imports are not the error's time (they
+    took 4-5 s of the 5 s bound at load average 8)."""
     env = {**os.environ, "SANDRA_CONFIG": "/nonexistent/sandra-config.toml"}
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "sandra_tui", "--backend", url, "call", "--headless", *extra],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-    return done.returncode, time.monotonic() - started, done.stdout + done.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "sandra_tui", "--backend", url, "call", "--headless", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        started = time.monotonic()
+        rest, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rest, err = proc.communicate()
+    return proc.returncode, time.monotonic() - started, first + rest + err
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
@@ -102,9 +111,10 @@ async def test_a_permanent_error_fails_at_once_with_exit_1(status):
         await runner.cleanup()
     assert rc == 1, out
     assert '"reconnect_attempt"' not in out
-    # Python start-up and the imports are most of it (~0.6 s here); the error itself is one request.
-    assert elapsed < 5, elapsed
-    print(f"\nHTTP {status}: exit {rc} after {elapsed:.2f} s (process start included)")
+    # The issue's "within 1 s", from the call's first event to the exit: one request, then the
+    # close (0.05-0.09 s with stress-ng and the rest of the suite beside it).
+    assert elapsed < 1.0, elapsed
+    print(f"\nHTTP {status}: exit {rc} {elapsed:.2f} s after the call's first event")
 
 
 async def test_a_malformed_token_reply_fails_at_once(leak_check):
