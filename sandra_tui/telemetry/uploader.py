@@ -69,7 +69,8 @@ class TelemetryUploader:
 
     def counts(self) -> dict:
         w, o = self.worker, self.outbox
-        return {"made": self.made, "sent": w.sent, "duplicates": w.duplicates, "rejected": w.rejected,
+        return {"made": self.made, "sent": w.sent, "duplicates": w.duplicates, "unconfirmed": w.unconfirmed,
+                "rejected": w.rejected,
                 "lost": o.lost + self.unsent_after_close, "expired": o.expired,
                 "dropped": o.spool.dropped if o.spool is not None else 0, "refused_samples": self.refused_samples}
 

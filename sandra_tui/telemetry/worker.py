@@ -46,6 +46,9 @@ class Worker:
         self.finished = threading.Event()
         self.sent = 0  # 2xx answers (duplicates included)
         self.duplicates = 0  # the server already had it (a post repeated after a cut connection)
+        # Posts that may have reached the server without its answer reaching us (a timeout, a cut
+        # connection; not a refused connect): each may come back as a duplicate when retried.
+        self.unconfirmed = 0
         self.rejected = 0  # 400/403/413/415/422: dropped after logging
         self.retries = 0
         self._wake = asyncio.Event()
@@ -212,6 +215,8 @@ class Worker:
                 self._back_off(key, after)
                 return False
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            if not isinstance(exc, aiohttp.ClientConnectorError):
+                self.unconfirmed += 1
             if ("url", row.url) not in self._backoff:
                 log.info("telemetry: %s unreachable (%s); retrying with backoff", row.url, type(exc).__name__)
             self._back_off(("url", row.url), None)

@@ -87,8 +87,13 @@ async def outage_then_second_call(tmp_path, outage_s: float) -> dict:
     assert sorted(ids2) == sorted(second.made), "the second call lost payloads"
     assert max(ids1.values()) == 1 and max(ids2.values()) == 1
     c1, c2 = first.up.counts(), second.up.counts()
-    # Nothing was posted twice: the restarted server saw no duplicate, neither uploader was told of one.
-    assert outcomes.get("duplicate", 0) == 0 and c1["duplicates"] == c2["duplicates"] == 0, (outcomes, c1, c2)
+    # Nothing was posted twice without cause: a post is repeated only when its answer never came
+    # (a timeout or a cut connection after it was sent: at-least-once delivery, deduplicated by
+    # the server, as CI under stress-ng saw once), so the restarted server's duplicates are at
+    # most those posts, and both uploaders were told of each.
+    unconfirmed = c1["unconfirmed"] + c2["unconfirmed"]
+    assert outcomes.get("duplicate", 0) <= unconfirmed, (outcomes, c1, c2)
+    assert c1["duplicates"] + c2["duplicates"] == outcomes.get("duplicate", 0), (outcomes, c1, c2)
     assert c1["rejected"] == c2["rejected"] == 0 and c1["lost"] == c2["lost"] == 0
     assert c2["sent"] == spooled + len(second.made)  # the first call's rows went out from the second run
     assert all(first.keys_used[pid] == key1 for pid in first.made)
