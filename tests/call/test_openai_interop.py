@@ -163,13 +163,10 @@ async def test_headless_process_connects_through_openai_token_shapes(tmp_path, f
     controller in this process: the guide's token server, no realtime_url in its reply."""
     fake_openai.secret_shape = shape
     runner, url = await guide_token_server(fake_openai)
-    config = tmp_path / "config.toml"
-    config.write_text(f'[backend]\nurl = "{url}"\ntoken_path = "/token"\n'
-                      f'realtime_url = "{fake_openai.url}/v1/realtime/calls"\n'
-                      '[ice]\nstun = []\n[telemetry]\nenabled = false\n')
+    backend = (f'url = "{url}"\ntoken_path = "/token"\n'
+               f'realtime_url = "{fake_openai.url}/v1/realtime/calls"\n')
     try:
-        rc, _, out = await asyncio.to_thread(headless_with_config, config, "--duration", "12", "--no-audio",
-                                             "--say", "hello headless")
+        rc, out = await say_hello_headless(tmp_path, backend)
     finally:
         await runner.cleanup()
     assert_headless_talked(rc, out)
@@ -181,11 +178,8 @@ async def test_headless_process_connects_through_openai_token_shapes(tmp_path, f
 async def test_headless_process_connects_through_the_backend_relay(tmp_path, fake_openai):
     server = await AgentServer(tmp_path, upstream="openai", openai_base_url=fake_openai.url,
                                openai_api_key=STANDARD_KEY).start()
-    config = tmp_path / "config.toml"
-    config.write_text(f'[backend]\nurl = "{server.url}"\n[ice]\nstun = []\n[telemetry]\nenabled = false\n')
     try:
-        rc, _, out = await asyncio.to_thread(headless_with_config, config, "--duration", "12", "--no-audio",
-                                             "--say", "hello headless")
+        rc, out = await say_hello_headless(tmp_path, f'url = "{server.url}"\n')
     finally:
         await server.stop()
     assert_headless_talked(rc, out)
@@ -194,9 +188,12 @@ async def test_headless_process_connects_through_the_backend_relay(tmp_path, fak
     assert fake_openai.hangups and STANDARD_KEY not in out
 
 
-def headless_with_config(config, *extra: str, timeout: float = 60) -> tuple[int, float, str]:
+async def say_hello_headless(tmp_path, backend_toml: str, timeout: float = 60) -> tuple[int, str]:
+    """`call --headless --say "hello headless"` with a config whose [backend] is `backend_toml`."""
+    config = tmp_path / "config.toml"
+    config.write_text(f"[backend]\n{backend_toml}[ice]\nstun = []\n[telemetry]\nenabled = false\n")
     env = {**os.environ, "SANDRA_CONFIG": str(config)}
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "sandra_tui", "call", "--headless", *extra],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-    return done.returncode, time.monotonic() - started, done.stdout + done.stderr
+    argv = [sys.executable, "-m", "sandra_tui", "call", "--headless", "--duration", "12", "--no-audio",
+            "--say", "hello headless"]
+    done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=timeout, env=env)
+    return done.returncode, done.stdout + done.stderr
