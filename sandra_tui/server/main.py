@@ -6,7 +6,8 @@ Once listening, the base URL (e.g. `http://127.0.0.1:8750`) is written to --read
 Started as the TUI's embedded agent (SANDRA_AGENT_PARENT holds the client's pid, see
 call/embedded.py), it also follows its parent: PR_SET_PDEATHSIG delivers SIGTERM when the
 parent goes, and the end of stdin (a pipe only the parent writes to) is a stop as well; SIGHUP
-too. Every stop closes the open calls and exits 0 within SHUTDOWN_S.
+too. Every stop closes the open calls and exits 0 within SHUTDOWN_S (ORPHAN_SHUTDOWN_S once the
+client is gone; `ParentWatch` sees that on a thread of its own, whatever the loop is doing).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
+import stat
 import sys
 import threading
 import time
@@ -49,33 +52,78 @@ def follow_parent(env=os.environ) -> bool:
     return True
 
 
-def _watch_stdin(loop: asyncio.AbstractEventLoop, stop) -> bool:
-    """Stop at EOF (or an error) on stdin, the pipe the parent holds open."""
-    fd = sys.stdin.fileno() if sys.stdin is not None else 0
+class ParentWatch:
+    """An embedded agent's watch on its client, on a thread of its own, not on the loop.
 
-    def readable() -> None:
+    The loop may be held for a second or more on a loaded machine (a call's media, the GC,
+    the warm-up's imports contending for the GIL), and a stop it only sees then let an agent
+    outlive its SIGKILLed client by over 2 s (test_exits, 1 in 20 under stress-ng). So the
+    thread notices the end by itself: EOF (or an error) on stdin, the pipe only the client
+    writes to, or a new parent (the kernel reparents us before PR_SET_PDEATHSIG's SIGTERM).
+    It then starts the exit deadline at once and tells the loop (`stop`) to close the calls.
+    """
+
+    POLL_S = 0.05  # how often getppid() is read while stdin stays quiet
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stop, on_orphan, parent: int, fd: int | None = None) -> None:
+        self.loop, self.stop, self.on_orphan, self.parent = loop, stop, on_orphan, parent
+        self.fd = fd if fd is not None else (sys.stdin.fileno() if sys.stdin is not None else -1)
+        self._done = threading.Event()
+        self.watching_stdin = self._pollable()
+        self.thread = threading.Thread(target=self._run, name="parent-watch", daemon=True)
+
+    def _pollable(self) -> bool:
+        # A pipe or a socket only: a file or /dev/null reads as EOF at once (PDEATHSIG only then).
         try:
-            data = os.read(fd, 4096)
+            mode = os.fstat(self.fd).st_mode
+        except (OSError, ValueError):
+            return False
+        return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+    def start(self) -> "ParentWatch":
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self._done.set()
+
+    def _ended(self, poller) -> str | None:
+        if os.getppid() != self.parent:
+            return "parent gone"
+        if poller is None or not poller.poll(0):
+            return None
+        try:
+            data = os.read(self.fd, 4096)
         except BlockingIOError:
-            return
+            return None
         except OSError:
             data = b""
-        if not data:
-            loop.remove_reader(fd)
-            stop(STDIN_CLOSED)
+        return None if data else STDIN_CLOSED
 
-    try:
-        os.set_blocking(fd, False)
-        loop.add_reader(fd, readable)
-    except (OSError, ValueError, PermissionError):  # not pollable (e.g. a regular file): PDEATHSIG only
-        return False
-    return True
+    def _run(self) -> None:
+        poller = None
+        if self.watching_stdin:
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            with contextlib.suppress(OSError):
+                os.set_blocking(self.fd, False)
+        while not self._done.wait(self.POLL_S):
+            reason = self._ended(poller)
+            if reason is None:
+                continue
+            self.on_orphan()  # the deadline runs from now, whatever the loop is doing
+            with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting anyway
+                self.loop.call_soon_threadsafe(self.stop, reason)
+            return
 
 
-def _exit_deadline(seconds: float) -> None:
-    """Whatever the shutdown is stuck on, the process ends `seconds` from now, with 0."""
+def _exit_deadline(seconds: float, before_exit=lambda: None) -> None:
+    """Whatever the shutdown is stuck on, the process ends `seconds` from now, with 0
+    (`before_exit` first: it removes the ready file). Of several deadlines the first to fall wins."""
     def force() -> None:
-        log.error("shutdown took over %.0fs; exiting now", seconds)
+        log.error("shutdown took over %.1fs; exiting now", seconds)
+        with contextlib.suppress(Exception):
+            before_exit()
         logging.shutdown()
         os._exit(0)
 
@@ -114,6 +162,17 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
     loop = asyncio.get_running_loop()
     parent = os.getppid()
 
+    ready_holder: list[tuple[Path, str]] = []  # (ready file, url) once written
+
+    def remove_ready() -> None:
+        for path, url in ready_holder:
+            with contextlib.suppress(OSError):
+                if path.read_text().strip() == url:
+                    path.unlink()
+
+    def orphaned_now() -> None:
+        _exit_deadline(ORPHAN_SHUTDOWN_S, remove_ready)
+
     def stop(reason: str) -> None:
         if not why:
             why.append(reason)
@@ -121,14 +180,20 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
             # kernel closes a dying process's files before it reparents its children, so a SIGKILLed
             # client's EOF often arrives first (2 of 4 headless SIGKILLs in CI under stress-ng then
             # took the 8 s deadline). A client stopping us on purpose closes stdin too and waits.
-            orphaned = embedded and (os.getppid() != parent or reason == STDIN_CLOSED)
-            _exit_deadline(ORPHAN_SHUTDOWN_S if orphaned else SHUTDOWN_S)
+            orphaned = embedded and (os.getppid() != parent or reason in (STDIN_CLOSED, "parent gone"))
+            if orphaned:
+                orphaned_now()
+            else:
+                _exit_deadline(SHUTDOWN_S, remove_ready)
         stopped.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if embedded else ()):
         loop.add_signal_handler(sig, stop, signal.Signals(sig).name)
-    if embedded and not _watch_stdin(loop, stop):
-        log.warning("stdin cannot be watched; relying on the parent-death signal")
+    watch = None
+    if embedded:
+        watch = ParentWatch(loop, stop, orphaned_now, parent).start()
+        if not watch.watching_stdin:
+            log.warning("stdin cannot be watched; relying on the parent-death signal")
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
@@ -159,6 +224,7 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
         tmp = ready.with_name(ready.name + ".tmp")
         tmp.write_text(url + "\n")
         tmp.replace(ready)
+        ready_holder.append((ready, url))
     log.warning("serving on %s (upstream %s%s%s) after %.2fs", url, settings.upstream,
                 ", faults on" if settings.faults else "",
                 ", echo agent" if settings.agent_mode == "echo" else "", time.monotonic() - started)
@@ -175,10 +241,9 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
                 await runner.cleanup()
         except TimeoutError:
             log.error("closing the calls took over %.0fs; exiting anyway", CLEANUP_S)
-        if ready is not None:
-            with contextlib.suppress(OSError):
-                if ready.read_text().strip() == url:
-                    ready.unlink()
+        remove_ready()
+        if watch is not None:
+            watch.close()
     return 0
 
 
