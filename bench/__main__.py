@@ -206,6 +206,8 @@ def launch_rows(rows: list[dict], mode: str) -> None:
     rows.append(summarize("launch -> first paint, vs a bare Textual app (s)", r["paint"], r["bare_paint"]))
     rows.append(summarize("launch -> connected, vs a bare app's paint (s)", r["connected"], r["bare_paint"]))
     rows.append(summarize("serve start -> ready file (s)", r["serve_ready"], []))
+    rows.append(summarize("bare aiortc process -> connected (the floor), vs a bare app's paint (s)",
+                          r["aiortc_floor"], r["bare_paint"]))
 
 
 def summarize(name: str, ours: list, base: list, unit: str = "s") -> dict:

@@ -6,7 +6,9 @@ Static, Footer) and then `sandra-tui --text-only` on its embedded agent, and rea
 (the Static; sandra-tui's message box), connected is sandra-tui's status line saying so. Both
 apps are measured in the same run, alternately, so they share the machine's load; the figures
 are the medians, and the ratios sandra-tui / bare app (lower is better). `serve` start -> ready
-is the time to its --ready-file, started as the TUI starts it.
+is the time to its --ready-file, started as the TUI starts it. The aiortc floor is a bare process
+that imports aiortc and connects two peers over loopback (FLOOR_APP): the least any aiortc
+client can take to "connected" from a cold start, shown as a ratio to the bare paint as well.
 
 --pythonpath DIR measures another checkout's code (the "before" figures: DIR=/work/main).
 """
@@ -42,6 +44,34 @@ class Bare(App):
         yield Footer()
 
 Bare().run()
+'''
+# The floor for "connected" with the call stack we ship (aiortc==1.16.0, pinned): a bare Python
+# process that imports aiortc and connects two peers of its own over loopback (a data channel
+# open: ICE and DTLS done), with no TUI, no agent, no config, no audio. Nothing that talks
+# WebRTC through aiortc can show "connected" sooner from a cold start on this machine.
+FLOOR_APP = '''
+import asyncio, time
+t0 = time.monotonic()
+import aiortc
+from sandra_tui.shims.aioice import loopback_from_here
+imported = time.monotonic() - t0
+
+async def main():
+    loopback_from_here()
+    cfg = aiortc.RTCConfiguration(iceServers=[])
+    a, b = aiortc.RTCPeerConnection(cfg), aiortc.RTCPeerConnection(cfg)
+    opened = asyncio.Event()
+    b.on("datachannel", lambda ch: ch.on("open", opened.set) if ch.readyState != "open" else opened.set())
+    a.createDataChannel("oai-events").on("open", opened.set)
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    await asyncio.wait_for(opened.wait(), 20)
+    print(f"FLOOR import={imported:.3f}", flush=True)
+    await a.close(); await b.close()
+
+asyncio.run(main())
 '''
 PAINTED = re.compile(r"Type to Sandra")
 CONNECTED = re.compile(r"● connected", re.IGNORECASE)
@@ -126,6 +156,17 @@ def bare_paint(root: Path) -> float | None:
         _reap(root.name)
 
 
+def aiortc_floor(root: Path, pythonpath: str | None) -> tuple[float | None, float | None]:
+    """(launch -> two aiortc peers connected, of which importing aiortc) in a bare process."""
+    env = _home(root, pythonpath or os.getcwd())
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", FLOOR_APP], env=env, cwd=root, capture_output=True, text=True,
+                         timeout=CAP_S)
+    elapsed = time.monotonic() - started
+    found = re.search(r"FLOOR import=([0-9.]+)", out.stdout)
+    return (elapsed, float(found.group(1))) if found else (None, None)
+
+
 def tui_launch(root: Path, pythonpath: str | None) -> tuple[float | None, float | None]:
     env = _home(root, pythonpath)
     pane = Pane([sys.executable, "-m", "sandra_tui", "--text-only"], env, root)
@@ -168,22 +209,28 @@ def measure(runs: int = 5, pythonpath: str | None = None) -> dict:
     if shutil.which("tmux") is None:
         raise SystemExit("bench.launch needs tmux")
     top = Path(tempfile.mkdtemp(prefix="sandra-launch-"))
-    bare, paint, connected, ready = [], [], [], []
+    bare, paint, connected, ready, floor, floor_import = [], [], [], [], [], []
     try:
         for i in range(runs):
             bare.append(bare_paint(top / f"bare{i}"))
+            f, fi = aiortc_floor(top / f"floor{i}", pythonpath)
+            floor.append(f)
+            floor_import.append(fi)
             p, c = tui_launch(top / f"tui{i}", pythonpath)
             paint.append(p)
             connected.append(c)
             ready.append(serve_ready(top / f"serve{i}", pythonpath))
     finally:
         shutil.rmtree(top, ignore_errors=True)
-    b, p, c = _median(bare), _median(paint), _median(connected)
+    b, p, c, f = _median(bare), _median(paint), _median(connected), _median(floor)
     return {"runs": runs, "code": pythonpath or "this checkout",
             "bare_paint_s": b, "paint_s": p, "connected_s": c, "serve_ready_s": _median(ready),
             "paint_ratio": round(p / b, 2) if p and b else None,
             "connected_ratio": round(c / b, 2) if c and b else None,
-            "raw": {"bare_paint": bare, "paint": paint, "connected": connected, "serve_ready": ready}}
+            "aiortc_floor_s": f, "aiortc_import_s": _median(floor_import),
+            "aiortc_floor_ratio": round(f / b, 2) if f and b else None,
+            "raw": {"bare_paint": bare, "paint": paint, "connected": connected, "serve_ready": ready,
+                    "aiortc_floor": floor, "aiortc_import": floor_import}}
 
 
 if __name__ == "__main__":
