@@ -41,6 +41,7 @@ SHUTDOWN_S = 8.0  # from the stop to the exit, whatever hangs: the process ends 
 # the graceful close took over 2 s for 5 of 5 agents of a SIGKILLed TUI).
 ORPHAN_SHUTDOWN_S = 1.0
 STDIN_CLOSED = "stdin closed"
+PARENT_GONE = "parent gone"
 
 
 def follow_parent(env=os.environ) -> bool:
@@ -89,7 +90,7 @@ class ParentWatch:
 
     def _ended(self, poller) -> str | None:
         if os.getppid() != self.parent:
-            return "parent gone"
+            return PARENT_GONE
         if poller is None or not poller.poll(0):
             return None
         try:
@@ -180,7 +181,7 @@ async def serve(args: argparse.Namespace, started: float, embedded: bool = False
             # kernel closes a dying process's files before it reparents its children, so a SIGKILLed
             # client's EOF often arrives first (2 of 4 headless SIGKILLs in CI under stress-ng then
             # took the 8 s deadline). A client stopping us on purpose closes stdin too and waits.
-            orphaned = embedded and (os.getppid() != parent or reason in (STDIN_CLOSED, "parent gone"))
+            orphaned = embedded and (os.getppid() != parent or reason in (STDIN_CLOSED, PARENT_GONE))
             if orphaned:
                 orphaned_now()
             else:

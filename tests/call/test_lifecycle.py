@@ -144,9 +144,12 @@ async def _renewing_call(tmp_path, seconds: float, max_s: float, renew_after_s: 
 
 
 async def _active_calls(url: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
     async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as r:
         text = await r.text()
-    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith("sandra_active_calls ")))
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "sandra_active_calls")
+    return family.samples[0].value
 
 
 async def test_sessions_renew_before_the_cap_without_a_gap(tmp_path, leak_check):

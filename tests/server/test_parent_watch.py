@@ -8,7 +8,7 @@ import asyncio
 import os
 import time
 
-from sandra_tui.server.main import STDIN_CLOSED, ParentWatch
+from sandra_tui.server.main import PARENT_GONE, STDIN_CLOSED, ParentWatch
 
 
 async def _held_loop_sees(close_what: str) -> tuple[float, list[str], float]:
@@ -45,7 +45,7 @@ async def test_the_end_of_stdin_is_seen_while_the_loop_is_held():
 async def test_a_new_parent_is_seen_while_the_loop_is_held():
     seen_after, stops, held = await _held_loop_sees("parent")
     assert 0 <= seen_after < held, (seen_after, held)
-    assert stops == ["parent gone"]
+    assert stops == [PARENT_GONE]
 
 
 def test_a_regular_file_or_dev_null_is_not_watched(tmp_path):
