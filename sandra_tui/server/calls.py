@@ -242,9 +242,16 @@ class CallRegistry:
         """Callers that vanished without a goodbye: never connected within connect_timeout_s, or
         no inbound audio for idle_timeout_s (a live client always sends, silence included)."""
         tick = max(0.05, min(1.0, self.idle_timeout_s / 4, self.connect_timeout_s / 4))
+        last = time.monotonic()
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
+            late, last = now - last - tick, now
+            if late > tick:
+                # This loop was held (a loaded machine): the callers' packets of that time wait
+                # unread in the sockets, and last_rx is old because we did not read, not because
+                # they did not send. Judge on the next tick, once the media tasks have run.
+                continue
             for call in list(self.calls.values()):
                 if not call.connected:
                     if now - call.started > self.connect_timeout_s:

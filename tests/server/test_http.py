@@ -322,3 +322,24 @@ async def test_call_stays_healthy_with_inbound_audio(client, agent_server):
         async with http.get(agent_server.url + "/_faults") as r:
             assert (await r.json())["calls"] == [call.id]
     assert json.loads(json.dumps(client.token))["value"] == call.key
+
+
+@pytest.mark.slow
+async def test_a_held_server_loop_does_not_reap_a_live_caller(tmp_path):
+    """When serve's own loop is held (a loaded machine), the caller's packets of that time wait
+    unread: the reaper must not take that for a silent caller (a live call was dropped in CI)."""
+    server = await AgentServer(tmp_path, idle_call_timeout_s=0.6).start()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", VANISHING_CLIENT, server.url, os.getcwd(),
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert line.strip() == b"connected", (line, await proc.stderr.read())
+        await server.wait_calls(1)
+        await asyncio.sleep(0.5)  # audio flowing
+        time.sleep(1.5)  # the loop is held for over twice the idle timeout; the caller keeps sending
+        await asyncio.sleep(1.0)  # several reaper ticks once the loop runs again
+        assert len(server.calls) == 1
+    finally:
+        proc.kill()
+        await proc.wait()
+        await server.stop()
