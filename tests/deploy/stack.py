@@ -212,8 +212,25 @@ class Prometheus:
                 ["prometheus", f"--config.file={self.dir / 'prometheus.yml'}",
                  f"--storage.tsdb.path={self.dir / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}",
                  "--storage.tsdb.retention.time=1h"], stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
         wait_port(self.port, self.proc, "prometheus", self.log, timeout=30)
+        # Listening is not ready: until its storage is open, Prometheus answers 503 on /-/ready and
+        # on the query API (seen once in CI under stress-ng). /-/ready is its documented signal.
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus not ready: {self.log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.1)
         return self
+
+    def _ready(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):  # 503 (an HTTPError) while starting, or no answer yet
+            return False
 
     @property
     def url(self) -> str:
