@@ -256,21 +256,33 @@ VANISHING_CLIENT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
-async def test_a_caller_that_vanishes_is_reaped(tmp_path):
-    """A client process killed with SIGKILL sends no goodbye: its call ends once its audio stops."""
-    server = await AgentServer(tmp_path, idle_call_timeout_s=1.5).start()
+async def _caller_process(server: AgentServer):
+    """A client process (VANISHING_CLIENT) connected to `server`, its call seen there."""
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", VANISHING_CLIENT, server.url, os.getcwd(),
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 20)
         assert line.strip() == b"connected", (line, await proc.stderr.read())
         await server.wait_calls(1)
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc
+
+
+@pytest.mark.slow
+async def test_a_caller_that_vanishes_is_reaped(tmp_path):
+    """A client process killed with SIGKILL sends no goodbye: its call ends once its audio stops."""
+    server = await AgentServer(tmp_path, idle_call_timeout_s=1.5).start()
+    proc = None
+    try:
+        proc = await _caller_process(server)
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         await server.wait_calls(0, timeout=4)  # idle timeout 1.5 s + reaper tick
     finally:
-        if proc.returncode is None:
+        if proc is not None and proc.returncode is None:
             proc.kill()
             await proc.wait()
         await server.stop()
@@ -329,17 +341,15 @@ async def test_a_held_server_loop_does_not_reap_a_live_caller(tmp_path):
     """When serve's own loop is held (a loaded machine), the caller's packets of that time wait
     unread: the reaper must not take that for a silent caller (a live call was dropped in CI)."""
     server = await AgentServer(tmp_path, idle_call_timeout_s=0.6).start()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", VANISHING_CLIENT, server.url, os.getcwd(),
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = None
     try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
-        assert line.strip() == b"connected", (line, await proc.stderr.read())
-        await server.wait_calls(1)
+        proc = await _caller_process(server)
         await asyncio.sleep(0.5)  # audio flowing
         time.sleep(1.5)  # the loop is held for over twice the idle timeout; the caller keeps sending
         await asyncio.sleep(1.0)  # several reaper ticks once the loop runs again
         assert len(server.calls) == 1
     finally:
-        proc.kill()
-        await proc.wait()
+        if proc is not None:
+            proc.kill()
+            await proc.wait()
         await server.stop()
