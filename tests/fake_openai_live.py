@@ -22,12 +22,14 @@ from pydantic import ValidationError
 from sandra_tui.server.calls import CallError, CallRegistry
 from sandra_tui.server.faults import Faults
 from tests.fake_openai import STANDARD_KEY, FakeEndpoints, openai_error, reference_layout
+from tests.live import schema
 from tests.live.schema import validate_create_request
 
 
 class FakeOpenAILive(FakeEndpoints):
     def __init__(self, api_key: str = STANDARD_KEY) -> None:
         super().__init__(CallRegistry(Faults(agent_mode="reply"), "gpt-live-1", "marin", max_per_client=64))
+        schema.warm()  # not inside the first request, on the loop the client under test shares
         self.api_key = api_key
         self.sessions: dict[str, str] = {}  # live session id -> our registry's call id
         self.configs: dict[str, dict] = {}  # live session id -> the session config it was created with

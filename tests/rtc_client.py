@@ -14,6 +14,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from sandra_tui.media.opus import make_frame
 from sandra_tui.media.pacing import FramePacer
+from tests import realtime_schema
 from tests.realtime_schema import validate_server_event
 
 RATE, FRAME = 48000, 960
@@ -50,6 +51,7 @@ class QueueTrack(MediaStreamTrack):
 
 class RawClient:
     def __init__(self, base_url: str) -> None:
+        realtime_schema.warm()  # before the call: its first build would hold this loop mid-call
         self.base_url = base_url
         self.events: list[dict] = []
         self.event_times: list[float] = []

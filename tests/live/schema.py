@@ -48,11 +48,23 @@ def validate_client_event(event: dict, strict: bool = True):
     return _check("client", event, strict)
 
 
-def validate_create_request(body: dict):
-    """POST /v1/live/sessions (LiveCreateParams: TypedDicts, Required fields enforced)."""
+@lru_cache(maxsize=1)
+def _create_adapter() -> TypeAdapter:
     from openai.types.live.live_create_params import LiveCreateParams
 
-    return TypeAdapter(LiveCreateParams).validate_python(body)
+    return TypeAdapter(LiveCreateParams)
+
+
+def warm() -> None:
+    """Build the adapters before a call, not on an event loop during one (see realtime_schema.warm)."""
+    _adapter("server")
+    _adapter("client")
+    _create_adapter()
+
+
+def validate_create_request(body: dict):
+    """POST /v1/live/sessions (LiveCreateParams: TypedDicts, Required fields enforced)."""
+    return _create_adapter().validate_python(body)
 
 
 def validate_create_response(body: dict):
