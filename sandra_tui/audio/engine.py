@@ -183,10 +183,16 @@ class AudioEngine:
         return self.playout.frames_played if self.playout is not None else self.frames_received
 
     def flush_playout(self) -> None:
+        """Barge-in: what is queued goes, and the reply's frames still on their way."""
         if self.playout is not None:
-            self.playout.flush()
+            self.playout.flush(tail=True)
         for sink in self.sinks:
             sink.flush()
+
+    def resume_playout(self) -> None:
+        """A new reply follows a flush: its first frames play (see Playout.flush)."""
+        if self.playout is not None:
+            self.playout.resume()
 
     def _maybe_levels(self) -> None:
         # Levels of the latest frame, ~10 times a second: meters need no more, and RMS of

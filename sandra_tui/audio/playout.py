@@ -15,6 +15,11 @@ timestamp as soon as they are decoded; the speaker pulls at its own pace:
   asked for it: what emptied the buffer once (a collector pause, a burst of jitter) tends to
   come back, so the margin is kept a while, as WebRTC's NetEq keeps its delay peaks. A buffer
   that holds more than its target drops its quietest frames to bring the delay back down;
+- a flush (barge-in) also drops the cancelled reply's frames still on their way: they were sent
+  before the server heard the caller and, on a busy machine, the media path runs behind the data
+  channel (seen: 1-2 voiced frames 9-24 ms after the flush, played 100 ms later). Dropped until
+  a quiet frame (the reply's end), `resume()` (a new reply) or TAIL_S, which is shorter than any
+  turn: the next reply follows the caller's turn, so no reply is ever clipped by it;
 - more than `target + 60 ms` queued (the speaker stalled on a busy CPU, a burst after a gap) is
   delay nobody should hear: it is shed, speech or not, as NetEq's accelerate does, checked on
   every frame pushed and every frame played. Exactly the excess goes, so a speaker that falls
@@ -49,6 +54,7 @@ QUIET_PEAK = 300  # about -40 dBFS: a frame this quiet can be stretched or skipp
 OVER_HOLD_S = 1.0  # one frame more than the target for this long is dropped (quietly)
 BOUND_MS = 60  # depth (queued + the rest of the frame in play) beyond target + this is shed at once
 SHED_LOOKAHEAD = 4  # quiet frames are looked for among the frames to shed and this many more
+TAIL_S = 0.25  # after a flush, the cancelled reply's frames still in flight are dropped this long at most
 XFADE = 240  # 5 ms: the crossfade over a cut in voiced audio
 _SILENCE = np.zeros(FRAME, dtype=np.int16)
 _SILENCE.flags.writeable = False
@@ -92,6 +98,8 @@ class PlayoutBuffer:
         self.dropped = 0
         self.frames_played = 0
         self.frames_in = 0
+        self.discarded = 0  # voiced frames of a flushed reply that arrived after the flush
+        self._tail_until: float | None = None  # while set, see flush()
         self.stretched = 0  # silent frames inserted to grow the buffer
         self.accelerated = 0  # frames shed because more than target + 60 ms was queued
         self.cuts = 0  # voiced cuts among those (each crossfaded)
@@ -103,6 +111,8 @@ class PlayoutBuffer:
         """One decoded 20 ms frame (mono int16) with its RTP timestamp (48 kHz units)."""
         with self._lock:
             self.frames_in += 1
+            if self._tail_until is not None and self._tail_locked(samples, pts):
+                return
             if pts is None:  # no timestamp: append after the newest
                 index = (max(self._frames) + 1) if self._frames else (self._next if self._next is not None else 0)
             else:
@@ -130,14 +140,31 @@ class PlayoutBuffer:
             if excess > 0 and self._settled_locked(self._clock()):
                 self._shed_locked(excess)
 
-    def flush(self) -> int:
-        """Drop everything queued (barge-in); returns the ms dropped. Prebuffers again after."""
+    def flush(self, tail: bool = False) -> int:
+        """Drop everything queued; returns the ms dropped. Prebuffers again after. `tail`
+        (barge-in): the flushed reply's frames still in flight are dropped too."""
         with self._lock:
             dropped = len(self._frames) * FRAME_MS + (FRAME - self._pos) * 1000 // SAMPLE_RATE
             next_index = max(self._frames) + 1 if self._frames else self._next
             self._reset_locked()
             self._next = next_index
+            self._tail_until = self._clock() + TAIL_S if tail else None
             return dropped
+
+    def resume(self) -> None:
+        """A new reply is on its way: take every frame again (ends a flush's tail)."""
+        with self._lock:
+            self._tail_until = None
+
+    def _tail_locked(self, samples, pts: int | None) -> bool:
+        """True when this frame is the flushed reply's tail (dropped)."""
+        if self._clock() < self._tail_until and _peak(np.asarray(samples, dtype=np.int16)) > QUIET_PEAK:
+            self.discarded += 1
+            if pts is not None and self._next is not None:
+                self._next = max(self._next, pts // FRAME + 1)  # skipped on purpose, not missing
+            return True
+        self._tail_until = None
+        return False
 
     def _note_arrival_locked(self, index: int) -> None:
         now = self._clock()
@@ -357,7 +384,7 @@ class PlayoutBuffer:
     def stats(self) -> dict:
         return {"depth_ms": round(self.depth_ms, 1), "target_ms": self.target_ms, "underruns": self.underruns,
                 "concealed": self.concealed, "late": self.late, "dropped": self.dropped,
-                "accelerated": self.accelerated, "cuts": self.cuts, "frames_played": self.frames_played}
+                "accelerated": self.accelerated, "discarded": self.discarded, "cuts": self.cuts, "frames_played": self.frames_played}
 
 
 def _peak(frame: np.ndarray) -> int:

@@ -262,6 +262,7 @@ class RealtimeSession(SessionBase):
 
     def _response_created(self, event: dict) -> None:
         self.response_active = True
+        self.audio.resume_playout()  # its audio may follow a barge-in's flush at once: none is dropped
 
     def _response_done(self, event: dict) -> None:
         self.response_active = False

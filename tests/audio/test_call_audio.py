@@ -120,7 +120,9 @@ async def test_barge_in_stops_playout_within_100_ms(pulse, agent_server):
             await asyncio.to_thread(player.wait, 10)
             after = [t for t in rec.loud_times(-30) if t >= interrupted_at]
             stop_ms = ((after[-1] - interrupted_at) * 1000) if after else 0.0
-            print(f"barge-in: speaker silent {stop_ms:.0f} ms after speech_started reached the client")
+            tail = call.controller.audio.playout.discarded  # the cancelled reply's frames still in flight
+            print(f"barge-in: speaker silent {stop_ms:.0f} ms after speech_started reached the client; "
+                  f"{tail} late frames of the reply dropped")
             assert stop_ms < 100
     finally:
         rec.stop()

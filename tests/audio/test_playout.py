@@ -80,9 +80,46 @@ def test_flush_drops_queued_audio_and_prebuffers_again():
     assert buf.flush() == 8 * 20
     assert buf.depth_ms == 0
     assert played_values(buf, 1) == [0]
-    buf.push(frame(9), 10 * FRAME)
-    buf.push(frame(9), 11 * FRAME)
-    assert played_values(buf, 1) == [9]
+    buf.push(frame(5000), 10 * FRAME)  # a plain flush (hang-up, mic test) takes the next frames at once
+    buf.push(frame(5000), 11 * FRAME)
+    assert played_values(buf, 1) == [5000] and buf.discarded == 0
+
+
+def test_after_a_flush_the_cancelled_replys_frames_in_flight_are_dropped_until_it_goes_quiet():
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, clock=clock)
+    for i in range(6):
+        buf.push(frame(5000), i * FRAME)
+    played_values(buf, 2)
+    buf.flush(tail=True)
+    clock.t = 0.02
+    for i in range(6, 8):  # sent before the server heard the caller, arriving just after the flush
+        buf.push(frame(5000), i * FRAME)
+    assert buf.discarded == 2 and buf.depth_ms == 0
+    for i in range(8, 11):  # the reply's end: quiet, then the next reply's voice
+        buf.push(frame(0 if i == 8 else 7000), i * FRAME)
+    assert played_values(buf, 3) == [0, 7000, 7000]  # nothing of the cancelled reply is heard
+    assert buf.discarded == 2 and buf.concealed == 0
+
+
+def test_a_new_reply_or_the_tail_limit_ends_the_drop_so_no_reply_is_clipped():
+    from sandra_tui.audio.playout import TAIL_S
+
+    clock = Clock()
+    buf = PlayoutBuffer(target_ms=40, clock=clock)
+    buf.push(frame(5000), 0)
+    buf.flush(tail=True)
+    buf.resume()  # response.created: the next voiced frame is the new reply's
+    buf.push(frame(6000), FRAME)
+    buf.push(frame(6000), 2 * FRAME)
+    assert buf.discarded == 0 and played_values(buf, 2) == [6000, 6000]
+
+    buf.flush(tail=True)
+    buf.push(frame(5000), 3 * FRAME)
+    clock.t = TAIL_S + 0.001  # no quiet frame, no new reply announced: the drop ends anyway
+    buf.push(frame(8000), 4 * FRAME)
+    buf.push(frame(8000), 5 * FRAME)
+    assert buf.discarded == 1 and played_values(buf, 2) == [8000, 8000]
 
 
 def test_a_new_stream_after_reconnect_is_reanchored():
