@@ -1,6 +1,15 @@
 """Echo cancellation on real devices: Sandra's voice goes out the speaker sink and comes back
 into the microphone sink through a PulseAudio loopback (a laptop on speakers); what the
-microphone sends is measured with the canceller on and off."""
+microphone sends is measured with the canceller on and off.
+
+The voice is real speech (espeak-ng), not tests.pulse.speech_like: that buzz is strictly
+periodic (a 5.6 ms pitch period), so the canceller's delay estimator sees a correlation peak
+every period, and as module-loopback slowly retunes its latency (0.3-0.5 ms/s here) it now and
+then re-locks on the wrong one and lets ~0.5 s of echo through (-31 dBFS against -48). That
+happened in 1-2 of 12 half-second windows on an idle machine as much as under stress-ng, and
+one or two such windows in the measured half was the 19.3-19.8 dB "reduction" CI saw. With
+speech, 13 runs (10 beside stress-ng --cpu 2) gave 45-51 dB, and twice 28-29 dB where one half
+second came through at -48 dBFS, still 21 dB under the echo: the bounds below keep 8 dB of that."""
 
 import time
 
@@ -8,32 +17,42 @@ import numpy as np
 
 from sandra_tui.audio.device_audio import DeviceAudio
 from sandra_tui.audio.playout import FRAME
-from tests.pulse import speech_like
+from tests.agent.speech import spoken
+
+SANDRA = ("Good morning, this is Sandra. Your order left the warehouse at nine and should reach you "
+          "tomorrow before noon. Is there anything else I can help you with today?")
+HALF_S = 24000  # samples in the half-second windows reported
 
 
-def echo_level_db(echo_cancellation: bool, seconds: float = 6.0) -> tuple[float, float]:
-    """(dBFS of what the mic sends in the last half, dBFS of what was played)."""
+def dbfs(samples: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(samples.astype(np.float64) ** 2) / 32768**2 + 1e-12))
+
+
+def echo_at_mic(far: np.ndarray, echo_cancellation: bool) -> np.ndarray:
+    """What the microphone sends while `far` plays, in real time, 20 ms frames."""
     d = DeviceAudio(echo_cancellation=echo_cancellation)
     try:
-        far = speech_like(seconds, amplitude=12000)
         sent = []
         start = time.monotonic()
-        for n, i in enumerate(range(0, len(far) - FRAME + 1, FRAME)):  # Sandra's voice, in real time
+        for n, i in enumerate(range(0, len(far) - FRAME + 1, FRAME)):
             d.playout.push(far[i : i + FRAME], i)
             sent.append(d.read())
             time.sleep(max(0.0, start + (n + 1) * 0.02 - time.monotonic()))
-        tail = np.concatenate(sent[len(sent) // 2 :]).astype(np.float64)
-        return 10 * np.log10(np.mean(tail**2) / 32768**2 + 1e-12), \
-            10 * np.log10(np.mean(far.astype(np.float64) ** 2) / 32768**2)
+        return np.concatenate(sent)
     finally:
         d.close()
 
 
 def test_echo_canceller_removes_most_of_the_echo(pulse, acoustic_loop):
-    without, played = echo_level_db(False)
-    with_aec, _ = echo_level_db(True)
+    far = spoken(SANDRA)[: 48000 * 6]
+    raw = echo_at_mic(far, False)
+    cleaned = echo_at_mic(far, True)
+    tail = slice(len(raw) // 2, None)  # the canceller has converged by then
+    played, without, with_aec = dbfs(far), dbfs(raw[tail]), dbfs(cleaned[tail])
+    windows = [dbfs(cleaned[k : k + HALF_S]) for k in range(len(cleaned) // 2, len(cleaned) - HALF_S + 1, HALF_S)]
     reduction = without - with_aec
     print(f"played {played:.1f} dBFS; echo at the mic {without:.1f} dBFS without, {with_aec:.1f} dBFS with "
-          f"echo cancellation: {reduction:.1f} dB less")
+          f"echo cancellation: {reduction:.1f} dB less; loudest half second {max(windows):.1f} dBFS")
     assert without > played - 12  # the loop really brings the voice back
     assert reduction > 20
+    assert without - max(windows) > 12  # no half second where the echo comes back through
