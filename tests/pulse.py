@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 MIC_SINK, SPK_SINK = "sandra_mic", "sandra_spk"
+ROOM_SINK = "sandra_room"  # tests.conftest.acoustic_loop: plays into the mic sink
 RATE = 48000
 
 

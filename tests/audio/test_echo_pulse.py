@@ -1,15 +1,14 @@
-"""Echo cancellation on real devices: Sandra's voice goes out the speaker sink and comes back
-into the microphone sink through a PulseAudio loopback (a laptop on speakers); what the
-microphone sends is measured with the canceller on and off.
+"""Echo cancellation on real devices: Sandra's voice goes out the speaker and comes back into the
+microphone (tests.conftest.acoustic_loop, a laptop on speakers); what the microphone sends is
+measured with the canceller on and off.
 
 The voice is real speech (espeak-ng), not tests.pulse.speech_like: that buzz is strictly
 periodic (a 5.6 ms pitch period), so the canceller's delay estimator sees a correlation peak
-every period, and as module-loopback slowly retunes its latency (0.3-0.5 ms/s here) it now and
-then re-locks on the wrong one and lets ~0.5 s of echo through (-31 dBFS against -48). That
-happened in 1-2 of 12 half-second windows on an idle machine as much as under stress-ng, and
-one or two such windows in the measured half was the 19.3-19.8 dB "reduction" CI saw. With
-speech, 13 runs (10 beside stress-ng --cpu 2) gave 45-51 dB, and twice 28-29 dB where one half
-second came through at -48 dBFS, still 21 dB under the echo: the bounds below keep 8-9 dB of that."""
+every period and now and then re-locked on the wrong one, letting ~0.5 s of echo through (the
+19.3-19.8 dB CI failures, idle or not). The loop was module-loopback then; under load it moved
+the echo's delay in 20-50 ms steps (7.8 and 9.6 dB readings). With speech and the remap "room",
+20 runs beside stress-ng --cpu 4 gave 44-63 dB, the loudest half second at most -67.8 dBFS
+against an echo at -27: the bounds below keep 24 dB of that."""
 
 import time
 
