@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 BITRATE = 32000  # mono voice: what libwebrtc sends unless the far end asks for stereo
 # After this many all-zero frames libopus has settled: every further one encodes to the same
-# 3-byte packet (tests/media check it for 500 frames and that speech after the run is unchanged).
+# 3-byte packet (tests/audio/test_opus.py checks 500 of them, and that the speech after a copied
+# run decodes within -30 dB of libopus's own; measured -39.5 dB).
 SILENCE_SETTLED = 4
 
 
