@@ -33,7 +33,11 @@ SERVER = textwrap.dedent("""
                                         max_connections_per_address=int(sys.argv[3])))
         runner, site = await start_site(app, "127.0.0.1", 0, access_log=None)
         port = site._server.sockets[0].getsockname()[1]
-        (Path(sys.argv[1]) / "ready").write_text(f"http://127.0.0.1:{port}")
+        # written then renamed, as serve's --ready-file is: the test polls for the name and
+        # once read it empty (CI, under load: it had been created but not yet written)
+        tmp = Path(sys.argv[1]) / "ready.tmp"
+        tmp.write_text(f"http://127.0.0.1:{port}")
+        tmp.replace(Path(sys.argv[1]) / "ready")
         await asyncio.sleep(3600)
 
     asyncio.run(main())
